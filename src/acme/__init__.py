@@ -1,0 +1,1 @@
+"""ACME Analytics: log-based CDC from ACME's PostgreSQL into a DuckDB history and model."""

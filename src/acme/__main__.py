@@ -1,0 +1,5 @@
+"""`python -m acme` runs the CLI."""
+
+from acme.cli.main import main
+
+main()

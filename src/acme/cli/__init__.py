@@ -1,0 +1,1 @@
+"""The `acme` command line: parse flags, call the stages, render with Rich."""

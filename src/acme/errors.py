@@ -1,0 +1,46 @@
+"""The one error hierarchy.
+
+Every error a user can cause is an `AcmeError` whose message is one line saying what is wrong
+and what to do. Each is also marked transient (worth retrying: the network dropped) or terminal
+(retrying cannot help: wrong password), so one retry loop can decide from the kind alone.
+"""
+
+
+class AcmeError(Exception):
+    """Base of every error the user can act on. str(error) is the one line to show."""
+
+
+class TransientError(AcmeError):
+    """Retrying later may succeed (connection lost, server restarting)."""
+
+
+class TerminalError(AcmeError):
+    """Retrying cannot succeed until the user changes something."""
+
+
+class ConfigError(TerminalError):
+    """A setting, flag or parameter is invalid."""
+
+
+class EmbeddedServerError(TerminalError):
+    """The embedded PostgreSQL cannot be started, stopped or found as asked."""
+
+
+class SourceUnreachable(TransientError):
+    """The source server does not answer."""
+
+
+class SourceRejected(TerminalError):
+    """The source server answered but refuses (authentication, privilege, missing object)."""
+
+
+class SourceMisconfigured(TerminalError):
+    """The source server runs with settings CDC cannot work with (wal_level, slots)."""
+
+
+class SeedError(TerminalError):
+    """The source cannot be seeded as asked."""
+
+
+class WarehouseError(TerminalError):
+    """The DuckDB warehouse file cannot be used as asked."""

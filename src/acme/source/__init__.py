@@ -1,0 +1,1 @@
+"""ACME's PostgreSQL source: embedded server, provisioning, seed generator, traffic simulator."""

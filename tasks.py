@@ -1,0 +1,44 @@
+"""Bootstrap and run: `python3 tasks.py demo` or `python3 tasks.py test` on a fresh machine.
+
+Creates ./.venv with everything the project needs (only Python 3.11+ is required), then runs
+the demo or the whole test suite inside it. Extra arguments are passed on (to acme or pytest).
+"""
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+
+
+def ensure_environment() -> None:
+    stamp = VENV / ".installed"
+    if stamp.exists() and stamp.stat().st_mtime >= (ROOT / "pyproject.toml").stat().st_mtime:
+        return
+    if sys.version_info < (3, 11):  # noqa: UP036 -- tasks.py may run on any python3
+        sys.exit(f"Python 3.11+ is required; this is {sys.version.split()[0]}")
+    print("setting up .venv (first run only)...", flush=True)
+    venv.create(VENV, with_pip=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
+    stamp.touch()
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in ("demo", "test"):
+        print("usage: python3 tasks.py demo|test [args...]", file=sys.stderr)
+        return 2
+    ensure_environment()
+    task, extra = sys.argv[1], sys.argv[2:]
+    if task == "test":
+        return subprocess.run([str(BIN / "pytest"), *extra], cwd=ROOT).returncode
+    return subprocess.run([str(BIN / "acme"), "demo", *extra], cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Fixtures for ACME's source: one embedded PostgreSQL per test run, one database per test."""
+
+import itertools
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+
+from acme.config import APP_PASSWORD, APP_USER, CDC_PASSWORD, CDC_USER
+from acme.source.embedded import EmbeddedServer, free_port
+from acme.source.provision import PUBLICATION, provision
+
+_names = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class SourceDB:
+    """A provisioned copy of ACME's source database on the test server."""
+
+    server: EmbeddedServer
+    port: int
+    database: str
+    slot: str
+    publication: str = PUBLICATION
+
+    def dsn(self, user: str, password: str) -> str:
+        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{self.database}"
+
+    @property
+    def app_dsn(self) -> str:
+        return self.dsn(APP_USER, APP_PASSWORD)
+
+    @property
+    def cdc_dsn(self) -> str:
+        return self.dsn(CDC_USER, CDC_PASSWORD)
+
+    @property
+    def admin_dsn(self) -> str:
+        return self.server.admin_dsn(self.database)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    server = EmbeddedServer(tmp_path_factory.mktemp("pg") / "data")
+    server.up(free_port())
+    yield server
+    server.down(purge=True)
+
+
+def make_source_db(server: EmbeddedServer, with_slot: bool = True) -> SourceDB:
+    n = next(_names)
+    db = SourceDB(server, server.state().port, f"finance_db_{n}", f"cdc_pgoutput_{n}")
+    provision(server.admin_dsn(), database=db.database, slot=db.slot, with_slot=with_slot)
+    return db
+
+
+def drop_source_db(db: SourceDB) -> None:
+    with psycopg.connect(db.server.admin_dsn(), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE database = %s AND NOT active", (db.database,))
+        admin.execute(f'DROP DATABASE IF EXISTS "{db.database}" WITH (FORCE)')
+
+
+@pytest.fixture
+def source_db(pg_server):
+    """A fresh provisioned source database (publication and slot included) for one test."""
+    db = make_source_db(pg_server)
+    yield db
+    drop_source_db(db)
