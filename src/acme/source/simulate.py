@@ -2,9 +2,9 @@
 
 Each change kind is one transaction: a new order with its items, a status move along the
 lifecycle, a product price change, a customer address change, an item quantity edit, a
-cancellation, or the delete of an order with its items. The mix is weighted like a busy shop:
-mostly new orders and status moves. Bounded by count and/or duration; Ctrl-C stops between
-transactions, so a transaction is never left half done.
+cancellation, or the delete of an order (one this session created) with its items. The mix is
+weighted like a busy shop: mostly new orders and status moves. Bounded by count and/or
+duration; Ctrl-C stops between transactions, so a transaction is never left half done.
 """
 
 import random
@@ -55,7 +55,10 @@ class Traffic:
         self.rng = random.Random(seed)
         self.max_ids = {table: self._max_id(table, key) for table, key in
                         (("orders", "order_id"), ("customers", "customer_id"),
-                         ("products", "product_id"))}
+                         ("products", "product_id"), ("order_items", "order_item_id"))}
+        # Orders this session created, with their item ids: the source has no index on
+        # order_items.order_id, so deletes take an order whose items we know.
+        self.created: dict[int, list[int]] = {}
 
     def step(self) -> str:
         """Make one change (one transaction) and return its kind."""
@@ -85,13 +88,16 @@ class Traffic:
         self.max_ids["orders"] = max(self.max_ids["orders"], order_id)
         items = [(order_id, self._random_id("products"), self.rng.randint(1, 5))
                  for _ in range(self.rng.randint(1, 10))]
-        with self.conn.cursor() as cur:
-            cur.executemany(
-                """INSERT INTO operations.order_items (order_id, product_id, quanity,
-                       created_at, created_by, updated_at, updated_by)
-                   VALUES (%s, %s, %s, localtimestamp(3), 1, localtimestamp(3), 1)""",
-                items,
-            )
+        item_ids = [row[0] for row in self.conn.execute(
+            """INSERT INTO operations.order_items (order_id, product_id, quanity,
+                   created_at, created_by, updated_at, updated_by)
+               SELECT %s, product_id, quanity, localtimestamp(3), 1, localtimestamp(3), 1
+               FROM unnest(%s::bigint[], %s::int[]) AS t(product_id, quanity)
+               RETURNING order_item_id""",
+            (order_id, [product for _, product, _ in items], [qty for _, _, qty in items]),
+        ).fetchall()]
+        self.created[order_id] = item_ids
+        self.max_ids["order_items"] = max(self.max_ids["order_items"], *item_ids)
         return True
 
     def status_move(self) -> bool:
@@ -125,15 +131,11 @@ class Traffic:
         )
 
     def quantity_edit(self) -> bool:
-        row = self._open_order()
-        if row is None:
-            return False
+        item = self._random_id("order_items")
         return self._updated(
             """UPDATE operations.order_items SET quanity = %s, updated_at = localtimestamp(3),
-                      updated_by = 5
-               WHERE order_item_id = (SELECT min(order_item_id) FROM operations.order_items
-                                      WHERE order_id = %s)""",
-            (self.rng.randint(1, 8), row[0]),
+                      updated_by = 5 WHERE order_item_id = %s""",
+            (self.rng.randint(1, 8), item),
         )
 
     def cancellation(self) -> bool:
@@ -148,10 +150,12 @@ class Traffic:
         return True
 
     def order_delete(self) -> bool:
-        order_id = self._random_id("orders")
-        if order_id is None:
+        if not self.created:
             return False
-        self.conn.execute("DELETE FROM operations.order_items WHERE order_id = %s", (order_id,))
+        order_id = self.rng.choice(list(self.created))
+        item_ids = self.created.pop(order_id)
+        self.conn.execute("DELETE FROM operations.order_items WHERE order_item_id = ANY(%s)",
+                          (item_ids,))
         return self._updated("DELETE FROM operations.orders WHERE order_id = %s", (order_id,))
 
     def _open_order(self) -> tuple[int, str] | None:
