@@ -5,7 +5,7 @@ import sys
 import psycopg
 import typer
 
-from acme.cli import demo, source
+from acme.cli import demo, source, sync
 from acme.cli.output import err_console
 from acme.errors import AcmeError
 
@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 app.add_typer(source.app, name="source")
 app.command()(demo.demo)
+app.command()(sync.sync)
 
 _debug = {"on": False}
 

@@ -1,0 +1,1 @@
+"""Capture: the replication connection, pgoutput decoding, transactions, and the snapshot copy."""

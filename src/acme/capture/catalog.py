@@ -1,0 +1,109 @@
+"""What the source publishes, read from its catalog, and the checks CDC needs before it starts.
+
+Every check turns a misconfiguration into one line saying what to change, before anything is
+written: wal_level, the REPLICATION attribute, the publication, each published table's key,
+and the slot (missing, wrong plugin, or in use by another consumer).
+"""
+
+from dataclasses import dataclass
+
+import psycopg
+
+from acme.config import mask_dsn
+from acme.errors import SourceMisconfigured, SourceRejected
+from acme.warehouse.tables import TableSpec, duckdb_type
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    schema: str
+    spec: TableSpec
+
+    @property
+    def qualified(self) -> str:
+        return f'"{self.schema}"."{self.spec.name}"'
+
+
+@dataclass(frozen=True)
+class SlotState:
+    exists: bool
+    active_pid: int | None
+
+
+def check_source(conn: psycopg.Connection, dsn: str, slot: str, publication: str,
+                 create_slot: bool) -> SlotState:
+    """Raise an actionable error for anything that would stop CDC; return the slot's state."""
+    where = mask_dsn(dsn)
+    level = conn.execute("SHOW wal_level").fetchone()[0]
+    if level != "logical":
+        raise SourceMisconfigured(
+            f"wal_level is '{level}' on {where}; set wal_level = logical "
+            "(ALTER SYSTEM SET wal_level = logical) and restart the server")
+    user, can_replicate = conn.execute(
+        "SELECT current_user, rolreplication OR rolsuper FROM pg_roles "
+        "WHERE rolname = current_user").fetchone()
+    if not can_replicate:
+        raise SourceRejected(
+            f"user {user} lacks the REPLICATION attribute; run ALTER ROLE {user} REPLICATION "
+            "as a superuser, or connect as a replication user")
+    if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s",
+                    (publication,)).fetchone() is None:
+        raise SourceMisconfigured(
+            f"publication {publication} does not exist on {where}; create it "
+            f"(CREATE PUBLICATION {publication} FOR TABLE ...) or run `acme source provision`")
+    for table in published_tables(conn, publication):
+        if not table.spec.key:
+            raise SourceMisconfigured(
+                f"published table {table.schema}.{table.spec.name} has no primary key; "
+                "add one (ALTER TABLE ... ADD PRIMARY KEY) so its changes can be keyed")
+    row = conn.execute(
+        "SELECT plugin, database, active_pid FROM pg_replication_slots WHERE slot_name = %s",
+        (slot,)).fetchone()
+    if row is None:
+        if not create_slot:
+            raise SourceMisconfigured(
+                f"replication slot {slot} does not exist on {where}; create it "
+                f"(SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')) "
+                "or allow acme to create it")
+        return SlotState(False, None)
+    plugin, database, active_pid = row
+    if plugin != "pgoutput":
+        raise SourceMisconfigured(f"replication slot {slot} uses plugin {plugin}, not pgoutput; "
+                                  "drop it or choose another slot")
+    current_db = conn.execute("SELECT current_database()").fetchone()[0]
+    if database != current_db:
+        raise SourceMisconfigured(f"replication slot {slot} belongs to database {database}, "
+                                  f"not {current_db}; connect to {database} or use another slot")
+    if active_pid is not None:
+        raise SourceRejected(slot_in_use(slot, active_pid))
+    return SlotState(True, None)
+
+
+def slot_in_use(slot: str, pid: int | str) -> str:
+    return (f"replication slot {slot} is in use by another consumer (pid {pid}); stop it "
+            "or use another slot")
+
+
+def published_tables(conn: psycopg.Connection, publication: str) -> list[SourceTable]:
+    """Each published table with its columns (as DuckDB types) and primary key."""
+    rows = conn.execute(
+        """SELECT n.nspname, c.relname, c.oid FROM pg_publication_tables p
+           JOIN pg_namespace n ON n.nspname = p.schemaname
+           JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+           WHERE p.pubname = %s ORDER BY n.nspname, c.relname""", (publication,)).fetchall()
+    tables = []
+    for schema, name, oid in rows:
+        columns = conn.execute(
+            """SELECT attname, atttypid, atttypmod FROM pg_attribute
+               WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum""",
+            (oid,)).fetchall()
+        key = conn.execute(
+            """SELECT a.attname FROM pg_index i
+               JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position) ON true
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+               WHERE i.indrelid = %s AND i.indisprimary ORDER BY k.position""",
+            (oid,)).fetchall()
+        spec = TableSpec(name, tuple((c, duckdb_type(t, m)) for c, t, m in columns),
+                         tuple(k for (k,) in key))
+        tables.append(SourceTable(schema, spec))
+    return tables

@@ -1,0 +1,256 @@
+"""Decoder for PostgreSQL's pgoutput logical replication protocol, version 1.
+
+Takes the bytes of one XLogData payload and returns one frozen message. No I/O, so every
+message kind (and the awkward tuple values: NULL vs unchanged TOAST) is unit-tested with bytes.
+Reference: PostgreSQL docs, "Logical Replication Message Formats".
+"""
+
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class _Unchanged:
+    """An unchanged TOASTed value: the column kept its previous value, which was not sent."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = _Unchanged()
+
+Value = str | bytes | None | _Unchanged
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type_oid: int
+    type_modifier: int
+    is_key: bool
+
+
+@dataclass(frozen=True)
+class Begin:
+    final_lsn: int
+    commit_time: datetime
+    xid: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    commit_lsn: int
+    end_lsn: int
+    commit_time: datetime
+
+
+@dataclass(frozen=True)
+class Origin:
+    commit_lsn: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Relation:
+    oid: int
+    namespace: str
+    name: str
+    replica_identity: str
+    columns: tuple[Column, ...]
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns if column.is_key)
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    oid: int
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Insert:
+    relation_oid: int
+    new: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class Update:
+    relation_oid: int
+    new: tuple[Value, ...]
+    old: tuple[Value, ...] | None  # the old key ('K') or whole old row ('O'), when sent
+    old_is_key_only: bool
+
+
+@dataclass(frozen=True)
+class Delete:
+    relation_oid: int
+    old: tuple[Value, ...]
+    old_is_key_only: bool
+
+
+@dataclass(frozen=True)
+class Truncate:
+    relation_oids: tuple[int, ...]
+    cascade: bool
+    restart_identity: bool
+
+
+Message = Begin | Commit | Origin | Relation | TypeInfo | Insert | Update | Delete | Truncate
+
+
+class DecodeError(ValueError):
+    """The bytes are not a pgoutput v1 message we understand."""
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data = memoryview(data)
+        self.pos = 0
+
+    def unpack(self, fmt: str) -> tuple:
+        values = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return values
+
+    def byte(self) -> str:
+        value = chr(self.data[self.pos])
+        self.pos += 1
+        return value
+
+    def string(self) -> str:
+        end = bytes(self.data[self.pos:]).index(b"\0")
+        value = bytes(self.data[self.pos:self.pos + end]).decode()
+        self.pos += end + 1
+        return value
+
+    def raw(self, length: int) -> bytes:
+        value = bytes(self.data[self.pos:self.pos + length])
+        if len(value) != length:
+            raise ValueError(f"value of {length} bytes cut at {len(value)}")
+        self.pos += length
+        return value
+
+
+def timestamp(micros: int) -> datetime:
+    return PG_EPOCH + timedelta(microseconds=micros)
+
+
+def decode(payload: bytes) -> Message:
+    """Decode one pgoutput message."""
+    if not payload:
+        raise DecodeError("empty pgoutput message")
+    reader = _Reader(payload)
+    kind = reader.byte()
+    try:
+        decoder = _DECODERS[kind]
+    except KeyError:
+        raise DecodeError(f"unknown pgoutput message type {kind!r}") from None
+    try:
+        return decoder(reader)
+    except (struct.error, IndexError, ValueError) as error:
+        raise DecodeError(f"truncated or malformed pgoutput {kind!r} message: {error}") from None
+
+
+def _begin(r: _Reader) -> Begin:
+    final_lsn, micros, xid = r.unpack("!qqI")
+    return Begin(final_lsn, timestamp(micros), xid)
+
+
+def _commit(r: _Reader) -> Commit:
+    _flags, commit_lsn, end_lsn, micros = r.unpack("!bqqq")
+    return Commit(commit_lsn, end_lsn, timestamp(micros))
+
+
+def _origin(r: _Reader) -> Origin:
+    (commit_lsn,) = r.unpack("!q")
+    return Origin(commit_lsn, r.string())
+
+
+def _relation(r: _Reader) -> Relation:
+    (oid,) = r.unpack("!I")
+    namespace, name = r.string(), r.string()
+    identity = r.byte()
+    (count,) = r.unpack("!h")
+    columns = []
+    for _ in range(count):
+        (flags,) = r.unpack("!b")
+        column_name = r.string()
+        type_oid, modifier = r.unpack("!Ii")
+        columns.append(Column(column_name, type_oid, modifier, bool(flags & 1)))
+    return Relation(oid, namespace, name, identity, tuple(columns))
+
+
+def _type(r: _Reader) -> TypeInfo:
+    (oid,) = r.unpack("!I")
+    return TypeInfo(oid, r.string(), r.string())
+
+
+def _tuple(r: _Reader) -> tuple[Value, ...]:
+    (count,) = r.unpack("!h")
+    values: list[Value] = []
+    for _ in range(count):
+        kind = r.byte()
+        if kind == "n":
+            values.append(None)
+        elif kind == "u":
+            values.append(UNCHANGED)
+        elif kind in ("t", "b"):
+            (length,) = r.unpack("!i")
+            raw = r.raw(length)
+            values.append(raw.decode() if kind == "t" else raw)
+        else:
+            raise DecodeError(f"unknown tuple value kind {kind!r}")
+    return tuple(values)
+
+
+def _insert(r: _Reader) -> Insert:
+    (oid,) = r.unpack("!I")
+    if r.byte() != "N":
+        raise DecodeError("insert without a new tuple")
+    return Insert(oid, _tuple(r))
+
+
+def _update(r: _Reader) -> Update:
+    (oid,) = r.unpack("!I")
+    marker = r.byte()
+    old = None
+    key_only = False
+    if marker in ("K", "O"):
+        key_only = marker == "K"
+        old = _tuple(r)
+        marker = r.byte()
+    if marker != "N":
+        raise DecodeError("update without a new tuple")
+    return Update(oid, _tuple(r), old, key_only)
+
+
+def _delete(r: _Reader) -> Delete:
+    (oid,) = r.unpack("!I")
+    marker = r.byte()
+    if marker not in ("K", "O"):
+        raise DecodeError("delete without an old tuple")
+    return Delete(oid, _tuple(r), marker == "K")
+
+
+def _truncate(r: _Reader) -> Truncate:
+    count, options = r.unpack("!Ib")
+    oids = r.unpack(f"!{count}I")
+    return Truncate(tuple(oids), bool(options & 1), bool(options & 2))
+
+
+_DECODERS = {
+    "B": _begin,
+    "C": _commit,
+    "O": _origin,
+    "R": _relation,
+    "Y": _type,
+    "I": _insert,
+    "U": _update,
+    "D": _delete,
+    "T": _truncate,
+}

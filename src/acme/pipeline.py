@@ -1,0 +1,206 @@
+"""The sync pipeline: snapshot hand-off, then stream -> transactions -> micro-batches -> DuckDB.
+
+Exactly once: a batch and its checkpoint (end LSN of its last transaction) commit together in
+DuckDB, and only then is the slot confirmed. On restart the server resends from the slot's
+confirmed position; transactions at or below the checkpoint, or already seen by the initial
+copy's snapshot, are skipped.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from acme.capture.catalog import check_source, published_tables
+from acme.capture.pgoutput import Begin, decode
+from acme.capture.replication import ReplicationStream
+from acme.capture.snapshot import begin_snapshot, copy_batches, estimated_rows
+from acme.capture.transactions import Transaction, TransactionAssembler
+from acme.capture.visibility import SnapshotVisibility
+from acme.source.connect import connect
+from acme.warehouse.apply import BatchApplier
+from acme.warehouse.load import load_table
+from acme.warehouse.store import Checkpoint, Warehouse
+
+ROW_MESSAGE_KINDS = (b"I", b"U", b"D", b"T")
+IDLE_POLL_SECONDS = 0.05
+KEEPALIVE_ASK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    dsn: str
+    warehouse: Path
+    slot: str = "cdc_pgoutput"
+    publication: str = "cdc_publication"
+    once: bool = False
+    create_slot: bool = True
+    batch_changes: int = 100_000
+    batch_seconds: float = 0.25
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    transactions: int
+    changes: int
+    end_lsn: int
+    last_commit_time: datetime | None
+    applied_at: float  # time.time() when the DuckDB commit returned
+    seconds: float
+
+
+class SyncObserver(Protocol):
+    def snapshot_table(self, name: str, estimated_rows: int) -> None: ...
+    def snapshot_rows(self, rows: int) -> None: ...
+    def snapshot_done(self, rows: int, seconds: float) -> None: ...
+    def batch_applied(self, stats: BatchStats) -> None: ...
+
+
+class SilentObserver:
+    def snapshot_table(self, name: str, estimated_rows: int) -> None: ...
+    def snapshot_rows(self, rows: int) -> None: ...
+    def snapshot_done(self, rows: int, seconds: float) -> None: ...
+    def batch_applied(self, stats: BatchStats) -> None: ...
+
+
+def run_sync(options: SyncOptions, stop: threading.Event | None = None,
+             observer: SyncObserver | None = None) -> Checkpoint:
+    """Snapshot if needed, then stream; returns the last checkpoint when stopped or caught up."""
+    stop = stop or threading.Event()
+    observer = observer or SilentObserver()
+    with connect(options.dsn, autocommit=True) as conn:
+        slot = check_source(conn, options.dsn, options.slot, options.publication,
+                            options.create_slot)
+        target_lsn = int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+                         .fetchone()[0])
+        warehouse = Warehouse.open(options.warehouse)
+        stream = ReplicationStream(options.dsn, options.slot, options.publication)
+        try:
+            checkpoint = warehouse.checkpoint()
+            if checkpoint is None:
+                exported = None if slot.exists else stream.create_slot()
+                checkpoint = _snapshot(conn, warehouse, options, exported, observer)
+            stream.start()
+            return _Streamer(stream, warehouse, options, checkpoint, observer).run(
+                stop, target_lsn if options.once else None)
+        finally:
+            stream.close()
+            warehouse.close()
+
+
+def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported,
+              observer: SyncObserver) -> Checkpoint:
+    """Copy every published table in one DuckDB transaction, with the hand-off checkpoint."""
+    started = time.monotonic()
+    point = begin_snapshot(conn, exported.snapshot_name if exported else None)
+    # A new slot streams exactly what follows its exported snapshot: start after its
+    # consistent point. An older slot replays from its confirmed position: skip by xid.
+    end_lsn = exported.consistent_lsn if exported else 0
+    checkpoint = Checkpoint(end_lsn, point.taken_at, point.visibility)
+    known = warehouse.tables()
+    rows = 0
+    with warehouse.transaction():
+        for table in published_tables(conn, options.publication):
+            observer.snapshot_table(table.spec.name, estimated_rows(conn, table))
+            rows += load_table(warehouse, known, table.spec, copy_batches(conn, table),
+                               point.taken_at, point.wal_lsn, observer.snapshot_rows)
+        warehouse.write_checkpoint(checkpoint)
+    conn.execute("COMMIT")
+    observer.snapshot_done(rows, time.monotonic() - started)
+    return checkpoint
+
+
+@dataclass
+class _Streamer:
+    stream: ReplicationStream
+    warehouse: Warehouse
+    options: SyncOptions
+    checkpoint: Checkpoint
+    observer: SyncObserver
+    pending: list[Transaction] = field(default_factory=list)
+    pending_changes: int = 0
+    batch_started: float = 0.0
+    seen_end_lsn: int = 0
+    seen_commit_time: datetime | None = None
+    skipping: bool = False
+
+    def __post_init__(self) -> None:
+        self.applier = BatchApplier(self.warehouse)
+        self.assembler = TransactionAssembler()
+        self.visibility: SnapshotVisibility | None = self.checkpoint.visibility
+        self.seen_end_lsn = self.checkpoint.end_lsn
+        self.seen_commit_time = self.checkpoint.commit_time
+
+    def run(self, stop: threading.Event, target_lsn: int | None) -> Checkpoint:
+        last_ask = 0.0
+        while True:
+            between_transactions = not self.assembler.in_transaction
+            if stop.is_set() and between_transactions:
+                self._flush()
+                return self.checkpoint
+            message = self.stream.read()
+            if message is not None:
+                # Rows of a transaction we already hold are not worth decoding.
+                if self.skipping and message.payload[:1] in ROW_MESSAGE_KINDS:
+                    continue
+                decoded = decode(message.payload)
+                if isinstance(decoded, Begin):
+                    self.skipping = self._already_held(decoded.xid, decoded.final_lsn)
+                transaction = self.assembler.feed(decoded)
+                if transaction is not None:
+                    self._take(transaction)
+                continue
+            if not between_transactions:
+                self.stream.wait(IDLE_POLL_SECONDS)
+                continue
+            self._flush()
+            # Everything received is applied: the server's sent position is safe to confirm.
+            sent = self.stream.server_sent_lsn
+            if target_lsn is not None and max(sent, self.seen_end_lsn) >= target_lsn:
+                return self.checkpoint
+            now = time.monotonic()
+            ask = now - last_ask >= KEEPALIVE_ASK_SECONDS
+            if ask:
+                last_ask = now
+            if sent > self.stream.flushed or ask:
+                self.stream.confirm(max(sent, self.seen_end_lsn), ask_reply=ask)
+            self.stream.wait(IDLE_POLL_SECONDS)
+
+    def _already_held(self, xid: int, commit_lsn: int) -> bool:
+        """Applied by an earlier batch, or contained in the initial copy."""
+        if commit_lsn < self.checkpoint.end_lsn:
+            return True
+        return self.visibility is not None and self.visibility.saw(xid)
+
+    def _take(self, transaction: Transaction) -> None:
+        self.seen_end_lsn = max(self.seen_end_lsn, transaction.end_lsn)
+        self.seen_commit_time = transaction.commit_time
+        if self.skipping or not transaction.changes:
+            self.skipping = False
+            return
+        if not self.pending:
+            self.batch_started = time.monotonic()
+        self.pending.append(transaction)
+        self.pending_changes += len(transaction.changes)
+        if (self.pending_changes >= self.options.batch_changes
+                or time.monotonic() - self.batch_started >= self.options.batch_seconds):
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.seen_end_lsn <= self.stream.flushed and not self.pending:
+            return
+        started = time.monotonic()
+        checkpoint = Checkpoint(self.seen_end_lsn, self.seen_commit_time, self.visibility)
+        # Even a batch of only skipped transactions moves the checkpoint, so a restart
+        # resumes past them without decoding them again.
+        changes = self.applier.apply(self.pending, checkpoint)
+        self.checkpoint = checkpoint
+        if self.pending:
+            self.observer.batch_applied(BatchStats(
+                len(self.pending), changes, checkpoint.end_lsn, checkpoint.commit_time,
+                time.time(), time.monotonic() - started))
+        self.stream.confirm(self.seen_end_lsn)
+        self.pending = []
+        self.pending_changes = 0

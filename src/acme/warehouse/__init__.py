@@ -1,0 +1,1 @@
+"""The DuckDB store: schema, snapshot load, micro-batch apply, history/current, checkpoint."""

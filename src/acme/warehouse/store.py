@@ -1,0 +1,153 @@
+"""The DuckDB warehouse file: its schemas, the table layout, and the checkpoint.
+
+Layout (a public interface: analysts open this file directly):
+- `history.<table>`: source columns + `_valid_from`, `_valid_to` (source commit times, UTC),
+  `_op` ('snapshot' | 'insert' | 'update'), `_lsn` (commit LSN of the version);
+- `current.<table>`: the source columns, latest state;
+- `_acme.checkpoint`: the last applied transaction's end LSN and commit time, written in the
+  same DuckDB transaction as the data it covers, plus the snapshot the initial copy used;
+- `_acme.tables`: each table's primary key.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from acme.capture.visibility import SnapshotVisibility
+from acme.errors import WarehouseError
+from acme.warehouse.tables import TableSpec, quote
+
+BOOTSTRAP = [
+    "CREATE SCHEMA IF NOT EXISTS history",
+    "CREATE SCHEMA IF NOT EXISTS current",
+    "CREATE SCHEMA IF NOT EXISTS _acme",
+    """CREATE TABLE IF NOT EXISTS _acme.checkpoint (
+           singleton BOOLEAN PRIMARY KEY DEFAULT true,
+           end_lsn UBIGINT NOT NULL,
+           commit_time TIMESTAMPTZ,
+           snapshot_xmin UBIGINT,
+           snapshot_xmax UBIGINT,
+           snapshot_xip UBIGINT[],
+           updated_at TIMESTAMPTZ NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS _acme.tables (
+           name VARCHAR PRIMARY KEY,
+           key_columns VARCHAR[] NOT NULL)""",
+]
+BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_valid_to", "TIMESTAMPTZ"),
+               ("_op", "VARCHAR"), ("_lsn", "UBIGINT"))
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    end_lsn: int
+    commit_time: datetime | None
+    visibility: SnapshotVisibility | None
+
+
+class Warehouse:
+    """One open DuckDB file, owned by this process for writing."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path):
+        self.db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, read_only: bool = False) -> "Warehouse":
+        if read_only and not path.exists():
+            raise WarehouseError(f"no warehouse at {path}; run `acme sync` first")
+        try:
+            connection = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as error:
+            if "lock" in str(error).lower():
+                raise WarehouseError(
+                    f"the warehouse {path} is in use by another process; stop it or use "
+                    "another --warehouse") from None
+            raise WarehouseError(f"cannot open the warehouse {path}: {error}") from None
+        connection.execute("SET TimeZone = 'UTC'")
+        warehouse = cls(connection, path)
+        if not read_only:
+            for statement in BOOTSTRAP:
+                connection.execute(statement)
+        return warehouse
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    @contextmanager
+    def staged(self, name: str, data) -> Iterator[None]:
+        """Expose an Arrow table or batch to SQL as `name` for the duration of the block."""
+        self.db.register(name, data)
+        try:
+            yield
+        finally:
+            try:
+                self.db.unregister(name)
+            except duckdb.Error:
+                pass  # the transaction failed; the next register of this name replaces it
+
+    def checkpoint(self) -> Checkpoint | None:
+        row = self.db.execute(
+            "SELECT end_lsn, commit_time, snapshot_xmin, snapshot_xmax, snapshot_xip "
+            "FROM _acme.checkpoint").fetchone()
+        if row is None:
+            return None
+        end_lsn, commit_time, xmin, xmax, xip = row
+        visibility = None if xmin is None else SnapshotVisibility(xmin, xmax, frozenset(xip))
+        return Checkpoint(end_lsn, commit_time, visibility)
+
+    def write_checkpoint(self, checkpoint: Checkpoint) -> None:
+        visibility = checkpoint.visibility
+        self.db.execute(
+            """INSERT OR REPLACE INTO _acme.checkpoint
+               VALUES (true, $1, $2, $3, $4, $5, now())""",
+            [checkpoint.end_lsn, checkpoint.commit_time,
+             visibility.xmin if visibility else None, visibility.xmax if visibility else None,
+             sorted(visibility.in_progress) if visibility else None])
+
+    def tables(self) -> dict[str, TableSpec]:
+        keys = dict(self.db.execute("SELECT name, key_columns FROM _acme.tables").fetchall())
+        specs = {}
+        for name, key in keys.items():
+            columns = self.db.execute(
+                """SELECT column_name, data_type FROM information_schema.columns
+                   WHERE table_schema = 'current' AND table_name = $1
+                   ORDER BY ordinal_position""", [name]).fetchall()
+            specs[name] = TableSpec(name, tuple(columns), tuple(key))
+        return specs
+
+    def ensure_table(self, wanted: TableSpec, known: dict[str, TableSpec]) -> TableSpec:
+        """Create the table in history and current, or add the columns it gained."""
+        existing = known.get(wanted.name)
+        if existing is None:
+            self._create(wanted)
+            merged = wanted
+        else:
+            merged = existing.merged_with(wanted)
+            for name, kind in merged.columns[len(existing.columns):]:
+                for schema in ("history", "current"):
+                    self.db.execute(f"ALTER TABLE {schema}.{quote(wanted.name)} "
+                                    f"ADD COLUMN {quote(name)} {kind}")
+        known[wanted.name] = merged
+        return merged
+
+    def _create(self, spec: TableSpec) -> None:
+        source = ", ".join(f"{quote(name)} {kind}" for name, kind in spec.columns)
+        bookkeeping = ", ".join(f"{name} {kind}" for name, kind in BOOKKEEPING)
+        self.db.execute(f"CREATE TABLE history.{quote(spec.name)} ({source}, {bookkeeping})")
+        self.db.execute(f"CREATE TABLE current.{quote(spec.name)} ({source})")
+        self.db.execute("INSERT OR REPLACE INTO _acme.tables VALUES ($1, $2)",
+                        [spec.name, list(spec.key)])

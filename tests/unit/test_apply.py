@@ -1,0 +1,132 @@
+"""The SCD2 micro-batch apply against a real DuckDB file, with hand-made transactions."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from acme.capture.pgoutput import UNCHANGED, Column, Relation
+from acme.capture.transactions import RowChange, TableTruncate, Transaction
+from acme.warehouse.apply import BatchApplier
+from acme.warehouse.store import Checkpoint, Warehouse
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+PRODUCTS = Relation(1, "operations", "products", "d", (
+    Column("product_id", 20, -1, True), Column("product_name", 1043, 504, False),
+    Column("unity_price", 1700, -1, False), Column("created_at", 1114, 3, False),
+    Column("launch", 1082, -1, False), Column("is_active", 16, -1, False)))
+
+
+def at(seconds: int) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def txn(second: int, *changes, xid: int = 1) -> Transaction:
+    return Transaction(xid, second * 100, second * 100 + 10, at(second), tuple(changes))
+
+
+def row(pid: int, name: str | None, price: str = "1.00") -> RowChange:
+    return RowChange(PRODUCTS, "I", (str(pid),),
+                     (str(pid), name, price, "2026-01-01 10:00:00.123", "2026-02-03", "t"))
+
+
+def upd(pid: int, name, price: str = "1.00") -> RowChange:
+    change = row(pid, name, price)
+    return RowChange(PRODUCTS, "U", change.key, change.values)
+
+
+def dele(pid: int) -> RowChange:
+    return RowChange(PRODUCTS, "D", (str(pid),), None)
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    store = Warehouse.open(tmp_path / "w.duckdb")
+    yield store
+    store.close()
+
+
+def apply(warehouse, *transactions):
+    last = transactions[-1]
+    return BatchApplier(warehouse).apply(list(transactions),
+                                         Checkpoint(last.end_lsn, last.commit_time, None))
+
+
+def history(warehouse, pid: int):
+    return warehouse.db.execute(
+        "SELECT product_name, _valid_from, _valid_to, _op FROM history.products "
+        "WHERE product_id = $1 ORDER BY _valid_from", [pid]).fetchall()
+
+
+def current(warehouse):
+    return warehouse.db.execute(
+        "SELECT product_id, product_name FROM current.products ORDER BY 1").fetchall()
+
+
+def test_versions_chain_within_and_across_batches(warehouse):
+    apply(warehouse, txn(1, row(1, "a")), txn(2, upd(1, "b")))
+    apply(warehouse, txn(3, upd(1, "c")))
+    assert history(warehouse, 1) == [("a", at(1), at(2), "insert"), ("b", at(2), at(3), "update"),
+                                     ("c", at(3), None, "update")]
+    assert current(warehouse) == [(1, "c")]
+
+
+def test_delete_closes_the_last_version_and_leaves_current(warehouse):
+    apply(warehouse, txn(1, row(1, "a"), row(2, "z")))
+    apply(warehouse, txn(2, dele(1)))
+    assert history(warehouse, 1) == [("a", at(1), at(2), "insert")]
+    assert current(warehouse) == [(2, "z")]
+
+
+def test_delete_and_reinsert_in_one_batch(warehouse):
+    apply(warehouse, txn(1, row(1, "a")))
+    apply(warehouse, txn(2, dele(1)), txn(3, row(1, "again")))
+    assert history(warehouse, 1) == [("a", at(1), at(2), "insert"),
+                                     ("again", at(3), None, "insert")]
+    assert current(warehouse) == [(1, "again")]
+
+
+def test_truncate_closes_everything_then_later_rows_start_fresh(warehouse):
+    apply(warehouse, txn(1, row(1, "a"), row(2, "b")))
+    apply(warehouse, txn(2, row(3, "c"), TableTruncate((PRODUCTS,)), row(4, "d")))
+    assert history(warehouse, 1) == [("a", at(1), at(2), "insert")]
+    assert history(warehouse, 3) == [("c", at(2), at(2), "insert")]
+    assert current(warehouse) == [(4, "d")]
+
+
+def test_exact_types_and_nulls(warehouse):
+    apply(warehouse, txn(1, row(1, None, "12345678901234567890.1234567891")))
+    value = warehouse.db.execute("SELECT * FROM current.products").fetchone()
+    assert value == (1, None, Decimal("12345678901234567890.1234567891"),
+                     datetime(2026, 1, 1, 10, 0, 0, 123000), datetime(2026, 2, 3).date(), True)
+
+
+def test_unchanged_toast_keeps_the_current_value(warehouse):
+    apply(warehouse, txn(1, row(1, "long name")))
+    toast = RowChange(PRODUCTS, "U", ("1",),
+                      ("1", UNCHANGED, "2.00", "2026-01-01 10:00:00", "2026-02-03", "f"))
+    apply(warehouse, txn(2, toast))
+    assert warehouse.db.execute("SELECT product_name, unity_price, is_active FROM "
+                                "current.products").fetchone() == ("long name", Decimal("2"),
+                                                                   False)
+    assert [v[0] for v in history(warehouse, 1)] == ["long name", "long name"]
+
+
+def test_added_column_appears_and_dropped_column_keeps_past_values(warehouse):
+    apply(warehouse, txn(1, row(1, "a")))
+    wider = Relation(1, "operations", "products", "d",
+                     PRODUCTS.columns[:1] + (Column("barcode", 1043, -1, False),))
+    apply(warehouse, txn(2, RowChange(wider, "U", ("1",), ("1", "789"))))
+    rows = warehouse.db.execute("SELECT product_name, barcode FROM history.products "
+                                "ORDER BY _valid_from").fetchall()
+    assert rows == [("a", None), (None, "789")]
+
+
+def test_checkpoint_commits_with_the_data_and_a_failed_batch_leaves_nothing(warehouse):
+    apply(warehouse, txn(1, row(1, "a")))
+    assert warehouse.checkpoint().end_lsn == 110
+    bad = RowChange(PRODUCTS, "I", ("2",), ("2", "x", "not a number", None, None, None))
+    with pytest.raises(Exception, match="not a number"):
+        apply(warehouse, txn(2, row(3, "c")), txn(3, bad))
+    assert warehouse.checkpoint().end_lsn == 110
+    assert current(warehouse) == [(1, "a")]
