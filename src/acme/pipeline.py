@@ -15,7 +15,7 @@ from typing import Protocol
 
 from acme.capture.catalog import check_source, published_tables
 from acme.capture.pgoutput import Begin, decode
-from acme.capture.replication import ReplicationStream
+from acme.capture.replication import CreatedSlot, ReplicationStream
 from acme.capture.snapshot import begin_snapshot, copy_batches, estimated_rows
 from acme.capture.transactions import Transaction, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
@@ -80,8 +80,11 @@ def run_sync(options: SyncOptions, stop: threading.Event | None = None,
         try:
             checkpoint = warehouse.checkpoint()
             if checkpoint is None:
+                # Rows of the copy are valid from before the new slot's first transaction.
+                before_slot = conn.execute("SELECT clock_timestamp()").fetchone()[0]
                 exported = None if slot.exists else stream.create_slot()
-                checkpoint = _snapshot(conn, warehouse, options, exported, observer)
+                checkpoint = _snapshot(conn, warehouse, options, exported,
+                                       before_slot if exported else None, observer)
             stream.start()
             return _Streamer(stream, warehouse, options, checkpoint, observer).run(
                 stop, target_lsn if options.once else None)
@@ -90,22 +93,23 @@ def run_sync(options: SyncOptions, stop: threading.Event | None = None,
             warehouse.close()
 
 
-def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported,
-              observer: SyncObserver) -> Checkpoint:
+def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: CreatedSlot | None,
+              valid_from: datetime | None, observer: SyncObserver) -> Checkpoint:
     """Copy every published table in one DuckDB transaction, with the hand-off checkpoint."""
     started = time.monotonic()
     point = begin_snapshot(conn, exported.snapshot_name if exported else None)
+    valid_from = valid_from or point.taken_at
     # A new slot streams exactly what follows its exported snapshot: start after its
     # consistent point. An older slot replays from its confirmed position: skip by xid.
     end_lsn = exported.consistent_lsn if exported else 0
-    checkpoint = Checkpoint(end_lsn, point.taken_at, point.visibility)
+    checkpoint = Checkpoint(end_lsn, valid_from, point.visibility)
     known = warehouse.tables()
     rows = 0
     with warehouse.transaction():
         for table in published_tables(conn, options.publication):
             observer.snapshot_table(table.spec.name, estimated_rows(conn, table))
             rows += load_table(warehouse, known, table.spec, copy_batches(conn, table),
-                               point.taken_at, point.wal_lsn, observer.snapshot_rows)
+                               valid_from, point.wal_lsn, observer.snapshot_rows)
         warehouse.write_checkpoint(checkpoint)
     conn.execute("COMMIT")
     observer.snapshot_done(rows, time.monotonic() - started)
