@@ -11,8 +11,12 @@ from acme.pipeline import SilentObserver, run_sync
 from acme.source.seed import SeedPlan, seed
 from tests.fix_source import drop_source_db, make_source_db
 from tests.fix_sync import sync_once, sync_options
-from tests.fix_workload import assert_history_well_formed, assert_same_state, source_state, \
-    warehouse_state
+from tests.fix_workload import (
+    assert_history_well_formed,
+    assert_same_state,
+    source_state,
+    warehouse_state,
+)
 
 
 class CounterWriter(threading.Thread):
