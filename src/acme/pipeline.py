@@ -16,7 +16,7 @@ from typing import Protocol
 from acme.capture.catalog import check_source, published_tables
 from acme.capture.pgoutput import Begin, decode
 from acme.capture.replication import CreatedSlot, ReplicationStream
-from acme.capture.snapshot import begin_snapshot, copy_batches, estimated_rows
+from acme.capture.snapshot import SnapshotReader, begin_snapshot, estimated_rows
 from acme.capture.transactions import Transaction, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
 from acme.source.connect import connect
@@ -46,7 +46,8 @@ class BatchStats:
     transactions: int
     changes: int
     end_lsn: int
-    last_commit_time: datetime | None
+    first_commit_time: datetime  # the batch's oldest transaction: it waited longest
+    last_commit_time: datetime
     applied_at: float  # time.time() when the DuckDB commit returned
     seconds: float
 
@@ -105,12 +106,16 @@ def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: Create
     checkpoint = Checkpoint(end_lsn, valid_from, point.visibility)
     known = warehouse.tables()
     rows = 0
-    with warehouse.transaction():
-        for table in published_tables(conn, options.publication):
-            observer.snapshot_table(table.spec.name, estimated_rows(conn, table))
-            rows += load_table(warehouse, known, table.spec, copy_batches(conn, table),
-                               valid_from, point.wal_lsn, observer.snapshot_rows)
-        warehouse.write_checkpoint(checkpoint)
+    reader = SnapshotReader(options.dsn, point.name)
+    try:
+        with warehouse.transaction():
+            for table in published_tables(conn, options.publication):
+                observer.snapshot_table(table.spec.name, estimated_rows(conn, table))
+                rows += load_table(warehouse, known, table.spec, reader.batches(table),
+                                   valid_from, point.wal_lsn, observer.snapshot_rows)
+            warehouse.write_checkpoint(checkpoint)
+    finally:
+        reader.close()
     conn.execute("COMMIT")
     observer.snapshot_done(rows, time.monotonic() - started)
     return checkpoint
@@ -203,8 +208,8 @@ class _Streamer:
         self.checkpoint = checkpoint
         if self.pending:
             self.observer.batch_applied(BatchStats(
-                len(self.pending), changes, checkpoint.end_lsn, checkpoint.commit_time,
-                time.time(), time.monotonic() - started))
+                len(self.pending), changes, checkpoint.end_lsn, self.pending[0].commit_time,
+                self.pending[-1].commit_time, time.time(), time.monotonic() - started))
         self.stream.confirm(self.seen_end_lsn)
         self.pending = []
         self.pending_changes = 0

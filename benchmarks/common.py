@@ -1,0 +1,75 @@
+"""Shared by the benchmark scripts: a private seeded source, timing, and the results file."""
+
+import json
+import resource
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from acme.config import APP_PASSWORD, APP_USER, CDC_PASSWORD, CDC_USER
+from acme.source.embedded import EmbeddedServer, free_port
+from acme.source.provision import provision
+from acme.source.seed import SeedPlan, seed
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class BenchSource:
+    server: EmbeddedServer
+    port: int
+
+    def dsn(self, user: str, password: str) -> str:
+        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/finance_db"
+
+    @property
+    def app_dsn(self) -> str:
+        return self.dsn(APP_USER, APP_PASSWORD)
+
+    @property
+    def cdc_dsn(self) -> str:
+        return self.dsn(CDC_USER, CDC_PASSWORD)
+
+    @property
+    def admin_dsn(self) -> str:
+        return self.server.admin_dsn("finance_db")
+
+
+def start_source(orders: int, with_slot: bool) -> BenchSource:
+    """A fresh embedded source in a temporary directory, provisioned and seeded."""
+    server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="acme-bench-")) / "pg")
+    server.up(free_port())
+    provision(server.admin_dsn(), with_slot=with_slot)
+    source = BenchSource(server, server.state().port)
+    started = time.monotonic()
+    result = seed(source.app_dsn, SeedPlan.for_orders(orders, seed=1))
+    print(f"seeded {result.orders:,} orders / {result.order_items:,} items "
+          f"in {time.monotonic() - started:.1f}s")
+    return source
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def report(name: str, rows: list[tuple[str, float, float | None, str]], extra: dict) -> None:
+    """Print (figure, value, baseline, unit) rows with ratios, and save them as JSON."""
+    print(f"\n{'figure':<44}{'value':>14}{'baseline':>14}{'ratio':>8}  unit")
+    for figure, value, baseline, unit in rows:
+        ratio = f"{value / baseline:.2f}" if baseline else ""
+        base = f"{baseline:,.0f}" if baseline else ""
+        print(f"{figure:<44}{value:>14,.1f}{base:>14}{ratio:>8}  {unit}")
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"benchmark": name, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "figures": [{"figure": f, "value": v, "baseline": b, "unit": u,
+                            "ratio": (v / b if b else None)} for f, v, b, u in rows],
+               **extra}
+    out = RESULTS / f"{name}.json"
+    out.write_text(json.dumps(payload, indent=2))
+    print(f"\nsaved {out}")
