@@ -6,8 +6,10 @@ confirmed position; transactions at or below the checkpoint, or already seen by 
 copy's snapshot, are skipped.
 """
 
+import gc
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -121,8 +123,21 @@ def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: Create
     return checkpoint
 
 
+@dataclass(frozen=True)
+class _InFlight:
+    """A batch handed to the apply thread, not yet known to be committed."""
+
+    done: Future
+    checkpoint: Checkpoint
+    transactions: list[Transaction]
+    started: float
+
+
 @dataclass
 class _Streamer:
+    """Reads and decodes the stream while the previous batch is applied on another thread
+    (DuckDB releases the GIL), so decoding and applying overlap on two cores."""
+
     stream: ReplicationStream
     warehouse: Warehouse
     options: SyncOptions
@@ -134,6 +149,7 @@ class _Streamer:
     seen_end_lsn: int = 0
     seen_commit_time: datetime | None = None
     skipping: bool = False
+    in_flight: _InFlight | None = None
 
     def __post_init__(self) -> None:
         self.applier = BatchApplier(self.warehouse)
@@ -143,11 +159,28 @@ class _Streamer:
         self.seen_commit_time = self.checkpoint.commit_time
 
     def run(self, stop: threading.Event, target_lsn: int | None) -> Checkpoint:
+        # Pending batches hold hundreds of thousands of small objects and no cycles: the
+        # default collector would rescan them every few hundred allocations.
+        thresholds = gc.get_threshold()
+        gc.set_threshold(50_000, 20, 100)
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply") as apply_thread:
+                try:
+                    return self._loop(apply_thread, stop, target_lsn)
+                finally:
+                    if self.in_flight is not None:
+                        self.in_flight.done.exception()  # let it finish before the file closes
+        finally:
+            gc.set_threshold(*thresholds)
+
+    def _loop(self, apply_thread: ThreadPoolExecutor, stop: threading.Event,
+              target_lsn: int | None) -> Checkpoint:
         last_ask = 0.0
         while True:
             between_transactions = not self.assembler.in_transaction
             if stop.is_set() and between_transactions:
-                self._flush()
+                self._flush(apply_thread)
+                self._settle()
                 return self.checkpoint
             message = self.stream.read()
             if message is not None:
@@ -158,13 +191,14 @@ class _Streamer:
                 if isinstance(decoded, Begin):
                     self.skipping = self._already_held(decoded.xid, decoded.final_lsn)
                 transaction = self.assembler.feed(decoded)
-                if transaction is not None:
-                    self._take(transaction)
+                if transaction is not None and self._take(transaction):
+                    self._flush(apply_thread)
                 continue
             if not between_transactions:
                 self.stream.wait(IDLE_POLL_SECONDS)
                 continue
-            self._flush()
+            self._flush(apply_thread)
+            self._settle()
             # Everything received is applied: the server's sent position is safe to confirm.
             sent = self.stream.server_sent_lsn
             if target_lsn is not None and max(sent, self.seen_end_lsn) >= target_lsn:
@@ -183,33 +217,44 @@ class _Streamer:
             return True
         return self.visibility is not None and self.visibility.saw(xid)
 
-    def _take(self, transaction: Transaction) -> None:
+    def _take(self, transaction: Transaction) -> bool:
+        """Queue a committed transaction; returns whether the batch is due."""
         self.seen_end_lsn = max(self.seen_end_lsn, transaction.end_lsn)
         self.seen_commit_time = transaction.commit_time
         if self.skipping or not transaction.changes:
             self.skipping = False
-            return
+            return False
         if not self.pending:
             self.batch_started = time.monotonic()
         self.pending.append(transaction)
         self.pending_changes += len(transaction.changes)
-        if (self.pending_changes >= self.options.batch_changes
-                or time.monotonic() - self.batch_started >= self.options.batch_seconds):
-            self._flush()
+        return (self.pending_changes >= self.options.batch_changes
+                or time.monotonic() - self.batch_started >= self.options.batch_seconds)
 
-    def _flush(self) -> None:
-        if self.seen_end_lsn <= self.stream.flushed and not self.pending:
+    def _flush(self, apply_thread: ThreadPoolExecutor) -> None:
+        """Hand the pending batch to the apply thread (after the previous one committed)."""
+        if self.seen_end_lsn <= max(self.stream.flushed, self.checkpoint.end_lsn) \
+                and not self.pending:
             return
-        started = time.monotonic()
-        checkpoint = Checkpoint(self.seen_end_lsn, self.seen_commit_time, self.visibility)
+        self._settle()
         # Even a batch of only skipped transactions moves the checkpoint, so a restart
         # resumes past them without decoding them again.
-        changes = self.applier.apply(self.pending, checkpoint)
-        self.checkpoint = checkpoint
-        if self.pending:
-            self.observer.batch_applied(BatchStats(
-                len(self.pending), changes, checkpoint.end_lsn, self.pending[0].commit_time,
-                self.pending[-1].commit_time, time.time(), time.monotonic() - started))
-        self.stream.confirm(self.seen_end_lsn)
+        checkpoint = Checkpoint(self.seen_end_lsn, self.seen_commit_time, self.visibility)
+        done = apply_thread.submit(self.applier.apply, self.pending, checkpoint)
+        self.in_flight = _InFlight(done, checkpoint, self.pending, time.monotonic())
         self.pending = []
         self.pending_changes = 0
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight; once committed in DuckDB, confirm it to the slot."""
+        batch, self.in_flight = self.in_flight, None
+        if batch is None:
+            return
+        changes = batch.done.result()
+        self.checkpoint = batch.checkpoint
+        if batch.transactions:
+            self.observer.batch_applied(BatchStats(
+                len(batch.transactions), changes, batch.checkpoint.end_lsn,
+                batch.transactions[0].commit_time, batch.transactions[-1].commit_time,
+                time.time(), time.monotonic() - batch.started))
+        self.stream.confirm(batch.checkpoint.end_lsn)

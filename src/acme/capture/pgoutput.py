@@ -8,6 +8,7 @@ Reference: PostgreSQL docs, "Logical Replication Message Formats".
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -64,6 +65,14 @@ class Relation:
     def key_columns(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns if column.is_key)
 
+    @cached_property
+    def key_positions(self) -> tuple[int, ...]:
+        return tuple(i for i, column in enumerate(self.columns) if column.is_key)
+
+    @cached_property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
 
 @dataclass(frozen=True)
 class TypeInfo:
@@ -107,9 +116,17 @@ class DecodeError(ValueError):
     """The bytes are not a pgoutput v1 message we understand."""
 
 
+_INT16 = struct.Struct("!h").unpack_from
+_INT32 = struct.Struct("!i").unpack_from
+_OID = struct.Struct("!I").unpack_from
+_NULL, _UNCHANGED_TOAST, _TEXT, _BINARY = b"n"[0], b"u"[0], b"t"[0], b"b"[0]
+
+
 class _Reader:
+    __slots__ = ("data", "pos")
+
     def __init__(self, data: bytes):
-        self.data = memoryview(data)
+        self.data = data if isinstance(data, bytes) else bytes(data)
         self.pos = 0
 
     def unpack(self, fmt: str) -> tuple:
@@ -123,16 +140,9 @@ class _Reader:
         return value
 
     def string(self) -> str:
-        end = bytes(self.data[self.pos:]).index(b"\0")
-        value = bytes(self.data[self.pos:self.pos + end]).decode()
-        self.pos += end + 1
-        return value
-
-    def raw(self, length: int) -> bytes:
-        value = bytes(self.data[self.pos:self.pos + length])
-        if len(value) != length:
-            raise ValueError(f"value of {length} bytes cut at {len(value)}")
-        self.pos += length
+        end = self.data.index(b"\0", self.pos)
+        value = self.data[self.pos:end].decode()
+        self.pos = end + 1
         return value
 
 
@@ -191,32 +201,44 @@ def _type(r: _Reader) -> TypeInfo:
 
 
 def _tuple(r: _Reader) -> tuple[Value, ...]:
-    (count,) = r.unpack("!h")
+    # The hot path of streaming (every column of every row): kept to plain local operations.
+    data, pos = r.data, r.pos
+    (count,) = _INT16(data, pos)
+    pos += 2
     values: list[Value] = []
+    append = values.append
     for _ in range(count):
-        kind = r.byte()
-        if kind == "n":
-            values.append(None)
-        elif kind == "u":
-            values.append(UNCHANGED)
-        elif kind in ("t", "b"):
-            (length,) = r.unpack("!i")
-            raw = r.raw(length)
-            values.append(raw.decode() if kind == "t" else raw)
+        kind = data[pos]
+        pos += 1
+        if kind == _TEXT or kind == _BINARY:
+            (length,) = _INT32(data, pos)
+            pos += 4
+            raw = data[pos:pos + length]
+            if len(raw) != length:
+                raise ValueError(f"value of {length} bytes cut at {len(raw)}")
+            append(raw.decode() if kind == _TEXT else raw)
+            pos += length
+        elif kind == _NULL:
+            append(None)
+        elif kind == _UNCHANGED_TOAST:
+            append(UNCHANGED)
         else:
-            raise DecodeError(f"unknown tuple value kind {kind!r}")
+            raise DecodeError(f"unknown tuple value kind {chr(kind)!r}")
+    r.pos = pos
     return tuple(values)
 
 
 def _insert(r: _Reader) -> Insert:
-    (oid,) = r.unpack("!I")
+    (oid,) = _OID(r.data, r.pos)
+    r.pos += 4
     if r.byte() != "N":
         raise DecodeError("insert without a new tuple")
     return Insert(oid, _tuple(r))
 
 
 def _update(r: _Reader) -> Update:
-    (oid,) = r.unpack("!I")
+    (oid,) = _OID(r.data, r.pos)
+    r.pos += 4
     marker = r.byte()
     old = None
     key_only = False

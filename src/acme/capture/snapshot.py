@@ -23,7 +23,7 @@ from acme.capture.visibility import SnapshotVisibility
 from acme.config import mask_dsn
 from acme.errors import SourceUnreachable
 
-BATCH_BYTES = 16 << 20
+BATCH_BYTES = 64 << 20
 PREFETCH_BATCHES = 2
 _END = object()
 

@@ -151,9 +151,9 @@ class TransactionAssembler:
 
 def key_of(relation: Relation, row: tuple[Value, ...]) -> tuple[Value, ...]:
     """The primary-key values of a full row, or of a key-only old tuple."""
-    positions = [i for i, column in enumerate(relation.columns) if column.is_key]
+    positions = relation.key_positions
     if len(row) == len(relation.columns):
-        return tuple(row[i] for i in positions)
+        return tuple([row[i] for i in positions])
     return tuple(row[: len(positions)])
 
 

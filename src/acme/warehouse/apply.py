@@ -42,17 +42,21 @@ class _TableBuffer:
         """The stage as Arrow (text values) and whether any value was unchanged TOAST."""
         names = spec.column_names
         columns: dict[str, list] = {name: [] for name in names}
-        unchanged: list[list[str] | None] = []
-        for row, relation in zip(self.rows, self.relations, strict=True):
-            present = [c.name for c in relation.columns]
-            missing = [name for name in names if name not in present]
-            row_unchanged = [present[i] for i, value in enumerate(row) if value is UNCHANGED]
-            for name, value in zip(present, row, strict=True):
-                columns[name].append(None if value is UNCHANGED else value)
-            for name in missing:
-                columns[name].append(None)
-            unchanged.append(row_unchanged or None)
-        has_unchanged = any(item is not None for item in unchanged)
+        for relation, rows in self._runs():
+            # Transpose a run of rows at once; columns this relation lacks stay NULL.
+            for name, values in zip(relation.column_names, zip(*rows, strict=True),
+                                    strict=True):
+                columns[name].extend(values)
+            for name in names:
+                if name not in relation.column_names:
+                    columns[name].extend([None] * len(rows))
+        unchanged: list[list[str] | None] = [None] * len(self.seqs)
+        for name, values in columns.items():
+            if UNCHANGED in values:
+                for i, value in enumerate(values):
+                    if value is UNCHANGED:
+                        values[i] = None
+                        unchanged[i] = (unchanged[i] or []) + [name]
         table = pa.table({
             "_seq": pa.array(self.seqs, pa.int64()),
             "_op": pa.array(self.ops, pa.string()),
@@ -61,7 +65,17 @@ class _TableBuffer:
             "_unchanged": pa.array(unchanged, pa.list_(pa.string())),
             **{name: pa.array(values, pa.string()) for name, values in columns.items()},
         })
-        return table, has_unchanged
+        return table, any(item is not None for item in unchanged)
+
+    def _runs(self) -> list[tuple[Relation, list[tuple]]]:
+        """Consecutive rows described by the same Relation message."""
+        runs: list[tuple[Relation, list[tuple]]] = []
+        for relation, row in zip(self.relations, self.rows, strict=True):
+            if runs and runs[-1][0] is relation:
+                runs[-1][1].append(row)
+            else:
+                runs.append((relation, [row]))
+        return runs
 
 
 def _key_row(change: RowChange) -> tuple:
@@ -103,7 +117,7 @@ class BatchApplier:
 
     def _spec_for(self, relations: list[Relation]) -> TableSpec:
         spec = None
-        for relation in dict.fromkeys(relations):  # distinct, in order
+        for relation in {id(r): r for r in relations}.values():  # distinct, in order
             spec = self.warehouse.ensure_table(TableSpec.from_relation(relation), self.tables)
         return spec
 
