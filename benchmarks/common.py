@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from acme.config import APP_PASSWORD, APP_USER, CDC_PASSWORD, CDC_USER
-from acme.source.embedded import EmbeddedServer, free_port
+from acme.ports import free_port
+from acme.source.embedded import EmbeddedServer
 from acme.source.provision import provision
 from acme.source.seed import SeedPlan, seed
 

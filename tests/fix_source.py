@@ -7,7 +7,8 @@ import psycopg
 import pytest
 
 from acme.config import APP_PASSWORD, APP_USER, CDC_PASSWORD, CDC_USER
-from acme.source.embedded import EmbeddedServer, free_port
+from acme.ports import free_port
+from acme.source.embedded import EmbeddedServer
 from acme.source.provision import PUBLICATION, provision
 
 _names = itertools.count(1)

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     slot: str = "cdc_pgoutput"
     publication: str = "cdc_publication"
     terminal_statuses: tuple[str, ...] = DEFAULT_TERMINAL_STATUSES
+    pending_statuses: tuple[str, ...] = ()  # empty: pending means open
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
 
     def __repr__(self) -> str:
         return (

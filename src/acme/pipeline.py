@@ -21,9 +21,11 @@ from acme.capture.replication import CreatedSlot, ReplicationStream
 from acme.capture.snapshot import SnapshotReader, begin_snapshot, estimated_rows
 from acme.capture.transactions import Transaction, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
+from acme.reports.classification import StatusClassification
 from acme.source.connect import connect
 from acme.warehouse.apply import BatchApplier
 from acme.warehouse.load import load_table
+from acme.warehouse.model import ensure_model
 from acme.warehouse.store import Checkpoint, Warehouse
 
 ROW_MESSAGE_KINDS = (b"I", b"U", b"D", b"T")
@@ -41,6 +43,7 @@ class SyncOptions:
     create_slot: bool = True
     batch_changes: int = 100_000
     batch_seconds: float = 0.25
+    classification: StatusClassification = StatusClassification()
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class BatchStats:
 
 
 class SyncObserver(Protocol):
+    def warehouse_opened(self, warehouse: Warehouse) -> None: ...
     def snapshot_table(self, name: str, estimated_rows: int) -> None: ...
     def snapshot_rows(self, rows: int) -> None: ...
     def snapshot_done(self, rows: int, seconds: float) -> None: ...
@@ -62,6 +66,7 @@ class SyncObserver(Protocol):
 
 
 class SilentObserver:
+    def warehouse_opened(self, warehouse: Warehouse) -> None: ...
     def snapshot_table(self, name: str, estimated_rows: int) -> None: ...
     def snapshot_rows(self, rows: int) -> None: ...
     def snapshot_done(self, rows: int, seconds: float) -> None: ...
@@ -81,6 +86,8 @@ def run_sync(options: SyncOptions, stop: threading.Event | None = None,
         warehouse = Warehouse.open(options.warehouse)
         stream = ReplicationStream(options.dsn, options.slot, options.publication)
         try:
+            ensure_model(warehouse, options.classification)
+            observer.warehouse_opened(warehouse)
             checkpoint = warehouse.checkpoint()
             if checkpoint is None:
                 # Rows of the copy are valid from before the new slot's first transaction.
@@ -115,6 +122,7 @@ def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: Create
                 observer.snapshot_table(table.spec.name, estimated_rows(conn, table))
                 rows += load_table(warehouse, known, table.spec, reader.batches(table),
                                    valid_from, point.wal_lsn, observer.snapshot_rows)
+            ensure_model(warehouse, options.classification)
             warehouse.write_checkpoint(checkpoint)
     finally:
         reader.close()

@@ -4,7 +4,8 @@ import socket
 
 import pytest
 
-from acme.source.embedded import EmbeddedServer, free_port
+from acme.ports import free_port
+from acme.source.embedded import EmbeddedServer
 from tests.e2e.cli import acme, assert_one_line_error
 
 

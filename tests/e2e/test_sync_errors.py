@@ -8,7 +8,8 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
-from acme.source.embedded import EmbeddedServer, free_port
+from acme.ports import free_port
+from acme.source.embedded import EmbeddedServer
 from tests.e2e.cli import acme, assert_one_line_error
 from tests.fix_source import drop_source_db, make_source_db
 

@@ -107,3 +107,21 @@ def published_tables(conn: psycopg.Connection, publication: str) -> list[SourceT
                          tuple(k for (k,) in key))
         tables.append(SourceTable(schema, spec))
     return tables
+
+
+@dataclass(frozen=True)
+class SourcePosition:
+    current_lsn: int
+    slot_restart_lsn: int | None
+    slot_confirmed_lsn: int | None
+
+
+def source_position(conn: psycopg.Connection, slot: str) -> SourcePosition:
+    """The source's WAL write position and how much of it the slot still retains."""
+    row = conn.execute(
+        """SELECT pg_current_wal_lsn() - '0/0'::pg_lsn,
+                  (SELECT restart_lsn - '0/0'::pg_lsn FROM pg_replication_slots
+                   WHERE slot_name = %s),
+                  (SELECT confirmed_flush_lsn - '0/0'::pg_lsn FROM pg_replication_slots
+                   WHERE slot_name = %s)""", (slot, slot)).fetchone()
+    return SourcePosition(*(None if value is None else int(value) for value in row))

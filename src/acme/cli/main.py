@@ -5,7 +5,7 @@ import sys
 import psycopg
 import typer
 
-from acme.cli import demo, source, sync
+from acme.cli import demo, report, serve, source, sync
 from acme.cli.output import err_console
 from acme.errors import AcmeError
 
@@ -18,6 +18,10 @@ app = typer.Typer(
 app.add_typer(source.app, name="source")
 app.command()(demo.demo)
 app.command()(sync.sync)
+app.command()(serve.serve)
+app.command()(report.report)
+app.command()(report.status)
+app.add_typer(report.history_app, name="history")
 
 _debug = {"on": False}
 

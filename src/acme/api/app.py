@@ -1,0 +1,81 @@
+"""FastAPI application over one warehouse connection (owned by `acme serve`'s pipeline, or a
+read-only one). Paths are compatible with ACME's existing analytics API."""
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import duckdb
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+
+from acme.errors import AcmeError, ConfigError
+from acme.reports.classification import StatusClassification
+from acme.reports.engine import MAX_LIMIT, parse_as_of, run_report
+from acme.reports.serialize import answer_payload, status_payload, story_payload
+from acme.warehouse.inspect import order_story, warehouse_status
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many rows (1..1000).")]
+AsOf = Annotated[str | None, Query(description="Answer as of this past time (ISO 8601, UTC "
+                                               "unless a zone is given).")]
+
+
+class NotReady(AcmeError):
+    """The warehouse holds no data yet (initial snapshot still running)."""
+
+
+def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
+               classification: StatusClassification) -> FastAPI:
+    """`connection()` returns the live warehouse connection, or None while it is not open."""
+    app = FastAPI(title="ACME Analytics", version="0.1.0",
+                  description="Open orders, delivery dates, pending items and customers, "
+                              "current or as of any past time, with their freshness.")
+
+    @app.exception_handler(AcmeError)
+    async def _acme_error(request: Request, error: AcmeError) -> JSONResponse:
+        code = 422 if isinstance(error, ConfigError) else 503
+        return JSONResponse({"detail": str(error)}, status_code=code)
+
+    def db() -> duckdb.DuckDBPyConnection:
+        live = connection()
+        if live is None:
+            raise NotReady("the warehouse is not open yet; the pipeline is starting")
+        return live
+
+    def answer(name: str, limit: int | None, as_of: str | None) -> dict[str, Any]:
+        moment = parse_as_of(as_of)
+        try:
+            return answer_payload(run_report(db(), name, classification, limit, moment))
+        except duckdb.CatalogException:
+            raise NotReady("the warehouse has no data yet; the initial snapshot is "
+                           "still running") from None
+
+    @app.get("/health", summary="Liveness")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/analytics/orders", summary="Open orders by delivery date and status")
+    def open_orders(status: Literal["open"] = "open", as_of: AsOf = None) -> dict[str, Any]:
+        return answer("open-orders", None, as_of)
+
+    @app.get("/analytics/orders/top", summary="Delivery dates with the most open orders")
+    def top_delivery_dates(limit: Limit = 3, as_of: AsOf = None) -> dict[str, Any]:
+        return answer("top-delivery-dates", limit, as_of)
+
+    @app.get("/analytics/orders/product", summary="Open pending items by product")
+    def pending_items(as_of: AsOf = None) -> dict[str, Any]:
+        return answer("pending-items", None, as_of)
+
+    @app.get("/analytics/orders/customers", summary="Customers with the most pending orders")
+    def top_customers(status: Literal["open", "pending"] = "open", limit: Limit = 3,
+                      as_of: AsOf = None) -> dict[str, Any]:
+        return answer("top-customers", limit, as_of)
+
+    @app.get("/analytics/orders/{order_id}/history", summary="One order's versions and moves")
+    def history(order_id: int) -> dict[str, Any]:
+        return story_payload(order_story(db(), order_id))
+
+    @app.get("/status", summary="Checkpoint, freshness and row counts")
+    def status() -> dict[str, Any]:
+        return status_payload(warehouse_status(db()))
+
+    return app

@@ -1,0 +1,104 @@
+"""`acme serve`: the sync pipeline and the HTTP API in one process.
+
+DuckDB allows one writing process per file, so the process that applies changes also answers
+queries: API requests read through cursors of the pipeline's own connection (DuckDB's MVCC
+gives each a committed snapshot while batches commit). `acme report` from another terminal
+finds this server through `<warehouse>.serve.json` and asks it over HTTP.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import typer
+import uvicorn
+
+from acme.api.app import create_app
+from acme.cli.output import err_console
+from acme.cli.sync import (
+    ConsoleObserver,
+    DsnOption,
+    NoCreateSlotOption,
+    PublicationOption,
+    SlotOption,
+    WarehouseOption,
+    options_from,
+    stop_on_signals,
+)
+from acme.config import Settings
+from acme.pipeline import SyncOptions, run_sync
+from acme.ports import check_port_free
+from acme.reports.access import serve_marker, write_serve_marker
+from acme.reports.classification import classification_from
+from acme.warehouse.store import Warehouse
+
+
+class LiveWarehouse(ConsoleObserver):
+    """Console progress, plus the warehouse connection the API reads through."""
+
+    def __init__(self, quiet_batches: bool = False):
+        super().__init__(quiet_batches)
+        self.db: duckdb.DuckDBPyConnection | None = None
+
+    def warehouse_opened(self, warehouse: Warehouse) -> None:
+        self.db = warehouse.db
+
+
+def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
+               observer: LiveWarehouse, stop: threading.Event,
+               url_ready: Callable[[str], None] = lambda url: None) -> None:
+    """Serve until Ctrl-C/SIGTERM (or `stop`), with the pipeline on a thread."""
+    check_port_free(port, host)
+    classification = classification_from(settings.terminal_statuses, settings.pending_statuses)
+    app = create_app(lambda: observer.db, classification)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    failure: list[BaseException] = []
+
+    def pipeline() -> None:
+        try:
+            run_sync(options, stop, observer)
+        except BaseException as error:  # reported by the main thread
+            failure.append(error)
+        finally:
+            server.should_exit = True
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            url = f"http://{host}:{port}"
+            write_serve_marker(Path(options.warehouse), url)
+            url_ready(url)
+        while not stop.is_set() and not server.should_exit:
+            time.sleep(0.1)
+        server.should_exit = True
+
+    worker = threading.Thread(target=pipeline, name="pipeline", daemon=True)
+    watcher = threading.Thread(target=announce, name="announce", daemon=True)
+    worker.start()
+    watcher.start()
+    try:
+        server.run()
+    finally:
+        stop.set()
+        worker.join()
+        serve_marker(Path(options.warehouse)).unlink(missing_ok=True)
+    if failure:
+        raise failure[0]
+
+
+def serve(host: str = typer.Option(None, "--host", help="Bind address [127.0.0.1]."),
+          port: int = typer.Option(None, "--port", help="HTTP port [8000]."),
+          dsn: str = DsnOption, warehouse: Path = WarehouseOption, slot: str = SlotOption,
+          publication: str = PublicationOption, no_create_slot: bool = NoCreateSlotOption,
+          ) -> None:
+    """Sync and serve the HTTP API (OpenAPI docs at /docs) in one process."""
+    settings = Settings()
+    options = options_from(settings, dsn, warehouse, slot, publication, False,
+                           not no_create_slot)
+    observer = LiveWarehouse()
+    run_server(settings, options, host or settings.api_host, port or settings.api_port,
+               observer, stop_on_signals(),
+               url_ready=lambda url: err_console.print(f"API at {url} (docs: {url}/docs)"))

@@ -1,0 +1,94 @@
+"""Running a report against the warehouse: parameters checked, answer with its freshness."""
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from acme.errors import ConfigError
+from acme.lsn import format_lsn
+from acme.reports.classification import StatusClassification
+from acme.reports.definitions import REPORTS, table_sources
+
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """The source state an answer reflects: the last applied commit."""
+
+    commit_lsn: str | None
+    commit_time: datetime | None
+
+
+@dataclass(frozen=True)
+class ReportAnswer:
+    report: str
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    as_of: datetime | None
+    freshness: Freshness
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def parse_as_of(text: str | None, now: datetime | None = None) -> datetime | None:
+    """An ISO date or time (UTC when no zone is given); never in the future."""
+    if text is None or text == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"as_of {text!r} is not an ISO date/time "
+                          "(e.g. 2026-11-25T14:30:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if moment > (now or datetime.now(UTC)):
+        raise ConfigError(f"as_of {text!r} is in the future; ask about a past time")
+    return moment
+
+
+def check_limit(limit: int | None) -> None:
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        raise ConfigError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+
+
+def report_names() -> list[str]:
+    return list(REPORTS)
+
+
+def run_report(db: duckdb.DuckDBPyConnection, name: str, classification: StatusClassification,
+               limit: int | None = None, as_of: datetime | None = None) -> ReportAnswer:
+    if name not in REPORTS:
+        raise ConfigError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}")
+    check_limit(limit)
+    report = REPORTS[name]
+    sql = report.sql.format(**table_sources(as_of is not None))
+    params: dict[str, Any] = classification.sql_params()
+    if report.takes_limit:
+        params["limit"] = limit or report.default_limit
+    if as_of is not None:
+        params["as_of"] = as_of
+    used = set(re.findall(r"\$(\w+)", sql))
+    cursor = db.cursor()
+    try:
+        cursor.execute("BEGIN TRANSACTION")  # the answer and its freshness from one snapshot
+        result = cursor.execute(sql, {k: v for k, v in params.items() if k in used})
+        columns = tuple(column[0] for column in result.description)
+        rows = tuple(result.fetchall())
+        freshness = read_freshness(cursor)
+        cursor.execute("COMMIT")
+    finally:
+        cursor.close()
+    return ReportAnswer(name, report.title, columns, rows, as_of, freshness)
+
+
+def read_freshness(db: duckdb.DuckDBPyConnection) -> Freshness:
+    row = db.execute("SELECT end_lsn, commit_time FROM _acme.checkpoint").fetchone()
+    if row is None:
+        return Freshness(None, None)
+    return Freshness(format_lsn(row[0]), row[1])

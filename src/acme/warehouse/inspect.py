@@ -1,0 +1,79 @@
+"""Questions about the warehouse itself: where it stands, and one order's story."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from acme.lsn import format_lsn
+
+
+@dataclass(frozen=True)
+class LayerCounts:
+    layer: str
+    table: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class WarehouseStatus:
+    checkpoint_lsn: str | None
+    source_commit_time: datetime | None
+    seconds_behind_commit: float | None  # now - last applied source commit
+    counts: tuple[LayerCounts, ...]
+
+
+@dataclass(frozen=True)
+class OrderStory:
+    order_id: int
+    versions: tuple[dict[str, Any], ...]
+    status_moves: tuple[dict[str, Any], ...]
+    items: tuple[dict[str, Any], ...]
+
+
+def warehouse_status(db: duckdb.DuckDBPyConnection) -> WarehouseStatus:
+    cursor = db.cursor()
+    try:
+        row = cursor.execute("SELECT end_lsn, commit_time FROM _acme.checkpoint").fetchone()
+        tables = cursor.execute(
+            """SELECT table_schema, table_name FROM information_schema.tables
+               WHERE table_schema IN ('history', 'current', 'model')
+               ORDER BY table_schema, table_name""").fetchall()
+        counts = tuple(
+            LayerCounts(schema, table, cursor.execute(
+                f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0])
+            for schema, table in tables
+            if not (schema == "model" and table.startswith("fact_order_item")))
+    finally:
+        cursor.close()
+    if row is None:
+        return WarehouseStatus(None, None, None, counts)
+    behind = (datetime.now(UTC) - row[1]).total_seconds() if row[1] else None
+    return WarehouseStatus(format_lsn(row[0]), row[1], behind, counts)
+
+
+def _records(cursor: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], ...]:
+    columns = [column[0] for column in cursor.description]
+    return tuple(dict(zip(columns, row, strict=True)) for row in cursor.fetchall())
+
+
+def order_story(db: duckdb.DuckDBPyConnection, order_id: int) -> OrderStory:
+    cursor = db.cursor()
+    try:
+        versions = _records(cursor.execute(
+            """SELECT status, order_date, delivery_date, customer_id, _op AS operation,
+                      _valid_from AS valid_from, _valid_to AS valid_to
+               FROM history.orders WHERE order_id = $1 ORDER BY _valid_from""", [order_id]))
+        moves = _records(cursor.execute(
+            """SELECT from_status, to_status, changed_at, time_in_previous_status
+               FROM model.fact_order_status_change WHERE order_id = $1 ORDER BY changed_at""",
+            [order_id]))
+        items = _records(cursor.execute(
+            """SELECT order_item_id, product_id, quanity AS quantity, _op AS operation,
+                      _valid_from AS valid_from, _valid_to AS valid_to
+               FROM history.order_items WHERE order_id = $1
+               ORDER BY order_item_id, _valid_from""", [order_id]))
+    finally:
+        cursor.close()
+    return OrderStory(order_id, versions, moves, items)
