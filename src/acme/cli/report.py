@@ -42,12 +42,13 @@ def _render_table(payload: dict[str, Any]) -> None:
     freshness = payload["freshness"]
     caption = (f"as of {payload['as_of'] or 'now'} · reflects source commit "
                f"{freshness['commit_time']} (LSN {freshness['commit_lsn']})")
-    table = Table(title=payload["title"], caption=caption)
+    table = Table(title=payload["title"])
     for column in payload["columns"]:
         table.add_column(column)
     for row in payload["rows"]:
         table.add_row(*("" if row[c] is None else str(row[c]) for c in payload["columns"]))
     console.print(table)
+    console.print(caption, style="dim", highlight=False)
 
 
 def report(name: str = typer.Argument(..., help=f"One of: {', '.join(REPORTS)}, or 'all'."),
