@@ -1,0 +1,137 @@
+"""The HTTP API through a real client against a running `acme serve`, and the CLI's CSV/JSON
+answers (asked from another process while it runs) matching the API's."""
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+import pytest
+
+from acme.ports import free_port
+from acme.source.seed import SeedPlan, seed
+from tests.e2e.cli import acme
+
+ENDPOINTS = {
+    "open-orders": "/analytics/orders?status=open",
+    "top-delivery-dates": "/analytics/orders/top?limit=3",
+    "pending-items": "/analytics/orders/product",
+    "top-customers": "/analytics/orders/customers?status=open&limit=3",
+}
+
+
+@pytest.fixture
+def served(source_db, tmp_path):
+    """`acme serve` on a seeded source; yields (client, warehouse path, env)."""
+    seed(source_db.app_dsn, SeedPlan.for_orders(3000, seed=2))
+    port = free_port()
+    warehouse = tmp_path / "api.duckdb"
+    env = {**os.environ, "ACME_SOURCE_DSN": source_db.cdc_dsn, "ACME_WAREHOUSE": str(warehouse),
+           "ACME_SLOT": source_db.slot}
+    process = subprocess.Popen([sys.executable, "-m", "acme", "serve", "--port", str(port)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read()
+            try:
+                status = client.get("/status")
+                if status.status_code == 200 and status.json()["checkpoint_lsn"]:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        yield client, warehouse, env, process
+    finally:
+        client.close()
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+
+
+def test_every_endpoint_answers_with_freshness(served):
+    client, _, _, _ = served
+    assert client.get("/health").json() == {"status": "ok"}
+    for report, path in ENDPOINTS.items():
+        body = client.get(path).json()
+        assert body["report"] == report and body["rows"], report
+        assert body["freshness"]["commit_lsn"] and body["freshness"]["commit_time"]
+    assert len(client.get("/analytics/orders/top?limit=3").json()["rows"]) == 3
+    assert len(client.get("/analytics/orders/customers?limit=1").json()["rows"]) == 1
+    status = client.get("/status").json()
+    assert status["rows"]["current.orders"] == 3000
+    assert "/analytics/orders/top" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_as_of_answers_the_past_while_changes_stream_in(served, source_db):
+    client, _, _, _ = served
+    before = client.get("/analytics/orders/top?limit=1").json()
+    moment = datetime.now(UTC).isoformat()
+    with psycopg.connect(source_db.app_dsn, autocommit=True) as conn:
+        date = before["rows"][0]["delivery_date"]
+        conn.execute("INSERT INTO operations.orders (delivery_date, status) "
+                     "SELECT %s, 'PENDING' FROM generate_series(1, 50)", (date,))
+    deadline = time.monotonic() + 10
+    while client.get("/analytics/orders/top?limit=1").json()["rows"] == before["rows"]:
+        assert time.monotonic() < deadline, "change not visible within 10 s"
+        time.sleep(0.1)
+    now = client.get("/analytics/orders/top?limit=1").json()
+    assert now["rows"][0]["open_orders"] == before["rows"][0]["open_orders"] + 50
+    past = client.get("/analytics/orders/top", params={"limit": 1, "as_of": moment}).json()
+    assert past["rows"] == before["rows"] and past["as_of"].startswith(moment[:19])
+
+
+@pytest.mark.parametrize("path, fragment", [
+    ("/analytics/orders?status=closed", "status"),
+    ("/analytics/orders/customers?status=lost", "status"),
+    ("/analytics/orders/top?limit=0", "limit"),
+    ("/analytics/orders/top?limit=1001", "limit"),
+    ("/analytics/orders/top?limit=abc", "limit"),
+    ("/analytics/orders/product?as_of=not-a-time", "not an ISO date/time"),
+    (f"/analytics/orders?as_of={(datetime.now(UTC) + timedelta(days=1)).date()}",
+     "in the future"),
+])
+def test_bad_parameters_are_422_with_a_clear_message(served, path, fragment):
+    client, _, _, _ = served
+    response = client.get(path)
+    assert response.status_code == 422
+    assert fragment in json.dumps(response.json())
+
+
+def test_cli_csv_and_json_match_the_api_while_serve_runs(served):
+    client, warehouse, env, _ = served
+    for report, path in ENDPOINTS.items():
+        limit = ["--limit", "3"] if "limit" in path else []
+        api = client.get(path).json()
+        as_json = acme("report", report, "--format", "json", *limit, env=env)
+        assert as_json.code == 0, as_json.stderr
+        cli = json.loads(as_json.stdout)
+        assert cli["rows"] == api["rows"] and cli["columns"] == api["columns"]
+        as_csv = acme("report", report, "--format", "csv", *limit, env=env)
+        rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+        assert rows == [{k: "" if v is None else str(v) for k, v in row.items()}
+                        for row in api["rows"]]
+
+
+def test_cli_reads_the_file_directly_once_serve_stops(served):
+    client, warehouse, env, process = served
+    api = client.get(ENDPOINTS["top-customers"]).json()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    out_dir = warehouse.parent / "reports"
+    done = acme("report", "all", "--output-dir", str(out_dir), env=env)
+    assert done.code == 0, done.stderr
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(f"{r}.csv" for r in ENDPOINTS)
+    rows = list(csv.DictReader((out_dir / "top-customers.csv").open()))
+    assert [r["customer_id"] for r in rows] == [str(r["customer_id"]) for r in api["rows"]]
