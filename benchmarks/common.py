@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from acme.config import APP_PASSWORD, APP_USER, CDC_PASSWORD, CDC_USER
+from acme.config import SourceAddress
 from acme.ports import free_port
 from acme.source.embedded import EmbeddedServer
 from acme.source.provision import provision
@@ -19,22 +19,19 @@ RESULTS = Path(__file__).parent / "results"
 @dataclass(frozen=True)
 class BenchSource:
     server: EmbeddedServer
-    port: int
-
-    def dsn(self, user: str, password: str) -> str:
-        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/finance_db"
+    address: SourceAddress
 
     @property
     def app_dsn(self) -> str:
-        return self.dsn(APP_USER, APP_PASSWORD)
+        return self.address.app_dsn
 
     @property
     def cdc_dsn(self) -> str:
-        return self.dsn(CDC_USER, CDC_PASSWORD)
+        return self.address.cdc_dsn
 
     @property
     def admin_dsn(self) -> str:
-        return self.server.admin_dsn("finance_db")
+        return self.server.admin_dsn(self.address.database)
 
 
 def start_source(orders: int, with_slot: bool) -> BenchSource:
@@ -42,7 +39,7 @@ def start_source(orders: int, with_slot: bool) -> BenchSource:
     server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="acme-bench-")) / "pg")
     server.up(free_port())
     provision(server.admin_dsn(), with_slot=with_slot)
-    source = BenchSource(server, server.state().port)
+    source = BenchSource(server, SourceAddress(server.state().port))
     started = time.monotonic()
     result = seed(source.app_dsn, SeedPlan.for_orders(orders, seed=1))
     print(f"seeded {result.orders:,} orders / {result.order_items:,} items "

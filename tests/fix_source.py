@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from acme.config import APP_PASSWORD, APP_USER, CDC_PASSWORD, CDC_USER
+from acme.config import SourceAddress
 from acme.ports import free_port
 from acme.source.embedded import EmbeddedServer
 from acme.source.provision import PUBLICATION, provision
@@ -24,16 +24,20 @@ class SourceDB:
     slot: str
     publication: str = PUBLICATION
 
+    @property
+    def address(self) -> SourceAddress:
+        return SourceAddress(self.port, self.database)
+
     def dsn(self, user: str, password: str) -> str:
-        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{self.database}"
+        return self.address.dsn(user, password)
 
     @property
     def app_dsn(self) -> str:
-        return self.dsn(APP_USER, APP_PASSWORD)
+        return self.address.app_dsn
 
     @property
     def cdc_dsn(self) -> str:
-        return self.dsn(CDC_USER, CDC_PASSWORD)
+        return self.address.cdc_dsn
 
     @property
     def admin_dsn(self) -> str:

@@ -3,6 +3,7 @@
 Passwords live inside DSNs; `mask_dsn` is the only way a DSN is ever shown.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -33,8 +34,28 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("acme")) / "source"
 
 
+@dataclass(frozen=True)
+class SourceAddress:
+    """Where an ACME source listens, and the URLs of its two users there."""
+
+    port: int = DEFAULT_PORT
+    database: str = DATABASE
+    host: str = "127.0.0.1"
+
+    def dsn(self, user: str, password: str) -> str:
+        return f"postgresql://{user}:{password}@{self.host}:{self.port}/{self.database}"
+
+    @property
+    def app_dsn(self) -> str:
+        return self.dsn(APP_USER, APP_PASSWORD)
+
+    @property
+    def cdc_dsn(self) -> str:
+        return self.dsn(CDC_USER, CDC_PASSWORD)
+
+
 def embedded_dsn(user: str, password: str, port: int = DEFAULT_PORT) -> str:
-    return f"postgresql://{user}:{password}@127.0.0.1:{port}/{DATABASE}"
+    return SourceAddress(port).dsn(user, password)
 
 
 def mask_dsn(dsn: str) -> str:

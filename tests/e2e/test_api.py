@@ -135,3 +135,25 @@ def test_cli_reads_the_file_directly_once_serve_stops(served):
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(f"{r}.csv" for r in ENDPOINTS)
     rows = list(csv.DictReader((out_dir / "top-customers.csv").open()))
     assert [r["customer_id"] for r in rows] == [str(r["customer_id"]) for r in api["rows"]]
+
+
+def test_status_and_history_from_another_terminal_while_serve_runs(served, source_db):
+    client, _, env, _ = served
+    with psycopg.connect(source_db.app_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE operations.orders SET status = 'SHIPPED' WHERE order_id = 1")
+        conn.execute("UPDATE operations.orders SET status = 'DELIVERED' WHERE order_id = 1")
+    deadline = time.monotonic() + 10
+    while len(client.get("/analytics/orders/1/history").json()["versions"]) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    status = acme("status", env=env)
+    assert status.code == 0, status.stderr
+    for fragment in ("checkpoint LSN: 0/", "source commit reflected: 20", "lag: ",
+                     f"slot {source_db.slot} retains", "current.orders", "3,000"):
+        assert fragment in status.stdout, status.stdout
+    story = acme("history", "order", "1", env=env)
+    assert story.code == 0, story.stderr
+    assert "DELIVERED" in story.stdout and "Status moves" in story.stdout
+    moves = client.get("/analytics/orders/1/history").json()["status_moves"]
+    assert [(m["from_status"], m["to_status"]) for m in moves][-1] == ("SHIPPED", "DELIVERED")
+    assert moves[-1]["time_in_previous_status"] >= 0

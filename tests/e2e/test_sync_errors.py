@@ -1,13 +1,18 @@
 """`acme sync` refuses a broken setup with one clear line, a non-zero exit and no file."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
+import duckdb
 import psycopg
 import psycopg2
 import psycopg2.extras
 import pytest
 
+from acme.lsn import parse_lsn
 from acme.ports import free_port
 from acme.source.embedded import EmbeddedServer
 from tests.e2e.cli import acme, assert_one_line_error
@@ -109,3 +114,31 @@ def test_warehouse_in_use_by_another_process(source_db, tmp_path):
         holder.kill()
         holder.wait()
     assert_one_line_error(run, f"the warehouse {path} is in use by another process")
+
+
+def test_sigterm_finishes_the_batch_confirms_and_exits_zero(source_db, tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    env = {**os.environ, "ACME_SOURCE_DSN": source_db.cdc_dsn, "ACME_WAREHOUSE": str(warehouse),
+           "ACME_SLOT": source_db.slot}
+    process = subprocess.Popen([sys.executable, "-m", "acme", "sync"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with psycopg.connect(source_db.app_dsn, autocommit=True) as conn:
+        deadline = time.monotonic() + 30
+        while not warehouse.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1)
+        conn.execute("INSERT INTO operations.customers (customer_name) VALUES ('last one')")
+        time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "warehouse" in out and "Traceback" not in err
+    with psycopg.connect(source_db.admin_dsn) as conn:
+        confirmed = conn.execute("SELECT confirmed_flush_lsn, active FROM pg_replication_slots "
+                                 "WHERE slot_name = %s", (source_db.slot,)).fetchone()
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        names = db.execute("SELECT customer_name FROM current.customers").fetchall()
+        end_lsn = db.execute("SELECT end_lsn FROM _acme.checkpoint").fetchone()[0]
+    assert names == [("last one",)]
+    assert parse_lsn(str(confirmed[0])) >= end_lsn and confirmed[1] is False
