@@ -34,6 +34,10 @@ class SourceRejected(TerminalError):
     """The source server answered but refuses (authentication, privilege, missing object)."""
 
 
+class SlotInUse(SourceRejected):
+    """Another consumer holds the replication slot (after a network cut: the old walsender)."""
+
+
 class SourceMisconfigured(TerminalError):
     """The source server runs with settings CDC cannot work with (wal_level, slots)."""
 

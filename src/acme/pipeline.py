@@ -21,6 +21,7 @@ from acme.capture.replication import CreatedSlot, ReplicationStream
 from acme.capture.snapshot import SnapshotReader, begin_snapshot, estimated_rows
 from acme.capture.transactions import Transaction, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
+from acme.errors import SlotInUse, TransientError
 from acme.reports.classification import StatusClassification
 from acme.source.connect import connect
 from acme.warehouse.apply import BatchApplier
@@ -30,6 +31,8 @@ from acme.warehouse.store import Checkpoint, Warehouse
 
 ROW_MESSAGE_KINDS = (b"I", b"U", b"D", b"T")
 IDLE_POLL_SECONDS = 0.05
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
 KEEPALIVE_ASK_SECONDS = 1.0
 
 
@@ -63,6 +66,7 @@ class SyncObserver(Protocol):
     def snapshot_rows(self, rows: int) -> None: ...
     def snapshot_done(self, rows: int, seconds: float) -> None: ...
     def batch_applied(self, stats: BatchStats) -> None: ...
+    def connection_lost(self, reason: str, retry_in: float) -> None: ...
 
 
 class SilentObserver:
@@ -71,6 +75,7 @@ class SilentObserver:
     def snapshot_rows(self, rows: int) -> None: ...
     def snapshot_done(self, rows: int, seconds: float) -> None: ...
     def batch_applied(self, stats: BatchStats) -> None: ...
+    def connection_lost(self, reason: str, retry_in: float) -> None: ...
 
 
 def run_sync(options: SyncOptions, stop: threading.Event | None = None,
@@ -95,12 +100,40 @@ def run_sync(options: SyncOptions, stop: threading.Event | None = None,
                 exported = None if slot.exists else stream.create_slot()
                 checkpoint = _snapshot(conn, warehouse, options, exported,
                                        before_slot if exported else None, observer)
-            stream.start()
-            return _Streamer(stream, warehouse, options, checkpoint, observer).run(
-                stop, target_lsn if options.once else None)
+            return _follow(stream, warehouse, options, observer, stop,
+                           target_lsn if options.once else None)
         finally:
             stream.close()
             warehouse.close()
+
+
+def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOptions,
+            observer: SyncObserver, stop: threading.Event, target_lsn: int | None) -> Checkpoint:
+    """Stream until stopped (or caught up), reconnecting with backoff when the connection drops.
+
+    A reconnect resumes from the slot's confirmed position and the warehouse checkpoint, so
+    nothing is lost or applied twice. After a network cut the server may still hold the slot
+    for the dead connection for a while: that is retried too.
+    """
+    delay = RETRY_FIRST_SECONDS
+    reconnecting = False
+    while True:
+        try:
+            if reconnecting:
+                stream = ReplicationStream(options.dsn, options.slot, options.publication)
+            stream.start()
+            return _Streamer(stream, warehouse, options, warehouse.checkpoint(), observer).run(
+                stop, target_lsn)
+        except (TransientError, SlotInUse) as error:
+            if isinstance(error, SlotInUse) and not reconnecting:
+                raise
+            observer.connection_lost(str(error), delay)
+            if stop.wait(delay):
+                return warehouse.checkpoint()
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+            reconnecting = True
+        finally:
+            stream.close()
 
 
 def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: CreatedSlot | None,

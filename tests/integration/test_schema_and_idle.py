@@ -70,3 +70,35 @@ def test_slot_keeps_advancing_while_only_unpublished_tables_change(source_db, wa
             while retained() >= written_to - start and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert retained() < written_to - start
+
+
+def test_sync_reconnects_after_the_replication_connection_is_cut(source_db, warehouse_path):
+    with psycopg.connect(source_db.admin_dsn, autocommit=True) as admin, \
+            psycopg.connect(source_db.app_dsn, autocommit=True) as app:
+
+        def confirmed() -> int:
+            return parse_lsn(admin.execute(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots "
+                "WHERE slot_name = %s", (source_db.slot,)).fetchone()[0])
+
+        def wait_confirmed(lsn: int) -> None:
+            deadline = time.monotonic() + 20
+            while confirmed() < lsn:
+                assert time.monotonic() < deadline, "not confirmed in time"
+                time.sleep(0.1)
+
+        def insert(name: str) -> int:
+            app.execute("INSERT INTO operations.customers (customer_name) VALUES (%s)", (name,))
+            return parse_lsn(app.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])
+
+        with BackgroundSync(sync_options(source_db, warehouse_path, once=False)):
+            wait_confirmed(insert("before the cut"))
+            cut = admin.execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                "WHERE slot_name = %s AND active", (source_db.slot,)).fetchone()
+            assert cut == (True,)
+            wait_confirmed(insert("after the cut"))
+    with duckdb.connect(str(warehouse_path), read_only=True) as store:
+        names = store.execute("SELECT customer_name FROM history.customers "
+                              "ORDER BY _valid_from").fetchall()
+    assert names == [("before the cut",), ("after the cut",)]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import psycopg
 
 from acme.config import mask_dsn
-from acme.errors import SourceMisconfigured, SourceRejected
+from acme.errors import SlotInUse, SourceMisconfigured, SourceRejected
 from acme.warehouse.tables import TableSpec, duckdb_type
 
 
@@ -75,7 +75,7 @@ def check_source(conn: psycopg.Connection, dsn: str, slot: str, publication: str
         raise SourceMisconfigured(f"replication slot {slot} belongs to database {database}, "
                                   f"not {current_db}; connect to {database} or use another slot")
     if active_pid is not None:
-        raise SourceRejected(slot_in_use(slot, active_pid))
+        raise SlotInUse(slot_in_use(slot, active_pid))
     return SlotState(True, None)
 
 

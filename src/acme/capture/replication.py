@@ -13,7 +13,8 @@ import psycopg2.errors
 import psycopg2.extras
 
 from acme.capture.catalog import slot_in_use
-from acme.errors import SourceMisconfigured, SourceRejected
+from acme.config import mask_dsn
+from acme.errors import SlotInUse, SourceMisconfigured, SourceUnreachable
 from acme.lsn import parse_lsn
 from acme.source.connect import classify_connect_error
 
@@ -63,22 +64,30 @@ class ReplicationStream:
                 options={"proto_version": "1", "publication_names": self.publication})
         except psycopg2.errors.ObjectInUse as error:
             pid = str(error).split("PID")[-1].strip() if "PID" in str(error) else "?"
-            raise SourceRejected(slot_in_use(self.slot, pid)) from None
+            raise SlotInUse(slot_in_use(self.slot, pid)) from None
         except psycopg2.errors.UndefinedObject:
             raise SourceMisconfigured(
                 f"replication slot {self.slot} does not exist; create it or allow acme to "
                 "create it") from None
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+            raise self._lost(error) from None
 
     def read(self) -> WalMessage | None:
         """The next message if one has arrived, else None (never blocks)."""
-        message = self.cursor.read_message()
+        try:
+            message = self.cursor.read_message()
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+            raise self._lost(error) from None
         if message is None:
             return None
         return WalMessage(message.data_start, message.payload)
 
     def wait(self, seconds: float) -> None:
         """Block until data may be readable or the timeout passes."""
-        select.select([self.conn], [], [], seconds)
+        try:
+            select.select([self.conn], [], [], seconds)
+        except (ValueError, OSError) as error:  # the socket is gone
+            raise self._lost(error) from None
 
     @property
     def server_sent_lsn(self) -> int:
@@ -88,8 +97,16 @@ class ReplicationStream:
     def confirm(self, lsn: int, ask_reply: bool = False) -> None:
         """Report `lsn` as flushed: the slot may release WAL before it."""
         self.flushed = max(self.flushed, lsn)
-        self.cursor.send_feedback(write_lsn=self.flushed, flush_lsn=self.flushed,
-                                  apply_lsn=self.flushed, reply=ask_reply, force=True)
+        try:
+            self.cursor.send_feedback(write_lsn=self.flushed, flush_lsn=self.flushed,
+                                      apply_lsn=self.flushed, reply=ask_reply, force=True)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+            raise self._lost(error) from None
+
+    def _lost(self, error: Exception) -> SourceUnreachable:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else "closed"
+        return SourceUnreachable(f"replication connection to {mask_dsn(self.dsn)} lost: "
+                                 f"{reason}")
 
     def close(self) -> None:
         try:

@@ -90,6 +90,10 @@ class ConsoleObserver(SilentObserver):
                               highlight=False)
 
 
+    def connection_lost(self, reason: str, retry_in: float) -> None:
+        err_console.print(f"{reason}; reconnecting in {retry_in:.0f}s", highlight=False)
+
+
 def stop_on_signals() -> threading.Event:
     """An event set by Ctrl-C or SIGTERM: the pipeline finishes its batch and exits 0."""
     stop = threading.Event()
