@@ -71,6 +71,9 @@ def test_every_endpoint_answers_with_freshness(served):
     status = client.get("/status").json()
     assert status["rows"]["current.orders"] == 3000
     assert "/analytics/orders/top" in client.get("/openapi.json").json()["paths"]
+    dashboard = client.get("/")
+    assert dashboard.status_code == 200 and "text/html" in dashboard.headers["content-type"]
+    assert all(path.split("?")[0] in dashboard.text for path in ENDPOINTS.values())
     assert client.get("/docs").status_code == 200
 
 

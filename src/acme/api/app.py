@@ -2,11 +2,12 @@
 read-only one). Paths are compatible with ACME's existing analytics API."""
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import duckdb
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from acme.errors import AcmeError, ConfigError
 from acme.reports.classification import StatusClassification
@@ -14,6 +15,7 @@ from acme.reports.engine import MAX_LIMIT, parse_as_of, run_report
 from acme.reports.serialize import answer_payload, status_payload, story_payload
 from acme.warehouse.inspect import order_story, warehouse_status
 
+DASHBOARD = Path(__file__).with_name("dashboard.html")
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many rows (1..1000).")]
 AsOf = Annotated[str | None, Query(description="Answer as of this past time (ISO 8601, UTC "
                                                "unless a zone is given).")]
@@ -48,6 +50,10 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
         except duckdb.CatalogException:
             raise NotReady("the warehouse has no data yet; the initial snapshot is "
                            "still running") from None
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> HTMLResponse:
+        return HTMLResponse(DASHBOARD.read_text())
 
     @app.get("/health", summary="Liveness")
     def health() -> dict[str, str]:
