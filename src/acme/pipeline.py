@@ -93,13 +93,12 @@ def run_sync(options: SyncOptions, stop: threading.Event | None = None,
         try:
             ensure_model(warehouse, options.classification)
             observer.warehouse_opened(warehouse)
-            checkpoint = warehouse.checkpoint()
-            if checkpoint is None:
+            if warehouse.checkpoint() is None:
                 # Rows of the copy are valid from before the new slot's first transaction.
                 before_slot = conn.execute("SELECT clock_timestamp()").fetchone()[0]
                 exported = None if slot.exists else stream.create_slot()
-                checkpoint = _snapshot(conn, warehouse, options, exported,
-                                       before_slot if exported else None, observer)
+                _snapshot(conn, warehouse, options, exported,
+                          before_slot if exported else None, observer)
             return _follow(stream, warehouse, options, observer, stop,
                            target_lsn if options.once else None)
         finally:
@@ -137,7 +136,7 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
 
 
 def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: CreatedSlot | None,
-              valid_from: datetime | None, observer: SyncObserver) -> Checkpoint:
+              valid_from: datetime | None, observer: SyncObserver) -> None:
     """Copy every published table in one DuckDB transaction, with the hand-off checkpoint."""
     started = time.monotonic()
     point = begin_snapshot(conn, exported.snapshot_name if exported else None)
@@ -161,7 +160,6 @@ def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: Create
         reader.close()
     conn.execute("COMMIT")
     observer.snapshot_done(rows, time.monotonic() - started)
-    return checkpoint
 
 
 @dataclass(frozen=True)

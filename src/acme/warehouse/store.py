@@ -37,6 +37,7 @@ BOOTSTRAP = [
            name VARCHAR PRIMARY KEY,
            key_columns VARCHAR[] NOT NULL)""",
 ]
+MEMORY_LIMIT = "1GB"
 BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_valid_to", "TIMESTAMPTZ"),
                ("_op", "VARCHAR"), ("_lsn", "UBIGINT"))
 
@@ -68,6 +69,9 @@ class Warehouse:
                     "another --warehouse") from None
             raise WarehouseError(f"cannot open the warehouse {path}: {error}") from None
         connection.execute("SET TimeZone = 'UTC'")
+        # DuckDB would otherwise cache up to 80% of RAM; beyond this it spills to disk, which
+        # keeps the process's memory bounded whatever the table sizes.
+        connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         warehouse = cls(connection, path)
         if not read_only:
             for statement in BOOTSTRAP:
