@@ -174,7 +174,8 @@ def assert_history_well_formed(path) -> None:
                     SELECT _valid_to, lead(_valid_from) OVER w AS next_from,
                            count(*) FILTER (WHERE _valid_to IS NULL) OVER (PARTITION BY {key})
                                AS open_versions
-                    FROM history.{table} WINDOW w AS (PARTITION BY {key} ORDER BY _valid_from))
+                    FROM history.{table}
+                    WINDOW w AS (PARTITION BY {key} ORDER BY _valid_from, _valid_to NULLS LAST))
                 WHERE open_versions > 1 OR _valid_to IS NULL AND next_from IS NOT NULL
                    OR _valid_to > next_from""").fetchone()[0]
             assert overlaps == 0, f"{table}: {overlaps} overlapping or duplicated versions"

@@ -75,7 +75,7 @@ def test_writes_during_snapshot_are_neither_lost_nor_duplicated(pg_server, wareh
         assert_history_well_formed(warehouse_path)
         with duckdb.connect(str(warehouse_path), read_only=True) as store:
             versions = store.execute("SELECT status, _op FROM history.orders WHERE order_id = 1 "
-                                     "ORDER BY _valid_from").fetchall()
+                                     "ORDER BY _valid_from, _valid_to NULLS LAST").fetchall()
             inserted = store.execute(
                 "SELECT count(*), count(DISTINCT status) FROM history.orders "
                 "WHERE status LIKE 'new%'").fetchone()

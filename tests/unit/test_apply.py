@@ -55,7 +55,7 @@ def apply(warehouse, *transactions):
 def history(warehouse, pid: int):
     return warehouse.db.execute(
         "SELECT product_name, _valid_from, _valid_to, _op FROM history.products "
-        "WHERE product_id = $1 ORDER BY _valid_from", [pid]).fetchall()
+        "WHERE product_id = $1 ORDER BY _valid_from, _valid_to NULLS LAST", [pid]).fetchall()
 
 
 def current(warehouse):
@@ -130,3 +130,12 @@ def test_checkpoint_commits_with_the_data_and_a_failed_batch_leaves_nothing(ware
         apply(warehouse, txn(2, row(3, "c")), txn(3, bad))
     assert warehouse.checkpoint().end_lsn == 110
     assert current(warehouse) == [(1, "a")]
+
+
+def test_a_commit_older_than_the_version_it_closes_never_ends_it_before_it_starts(warehouse):
+    # A transaction still committing when the copy's snapshot was taken arrives by the stream
+    # with a commit time before the copied version's start.
+    apply(warehouse, txn(10, row(1, "copied")))
+    apply(warehouse, txn(5, upd(1, "committing during the copy")))
+    assert history(warehouse, 1) == [("copied", at(5), at(5), "insert"),
+                                     ("committing during the copy", at(5), None, "update")]

@@ -53,11 +53,13 @@ def merge_sql(spec: TableSpec) -> list[str]:
     current = f"current.{quote(spec.name)}"
     keys, columns = _keys(spec), _columns(spec)
     return [
-        # greatest(): a transaction still committing when the copy's snapshot was taken is
-        # streamed, yet its commit time can precede the snapshot's; it must not end a copied
-        # version before that version starts.
+        # least(): a transaction still committing when the copy's snapshot was taken is
+        # streamed, yet its commit time can precede the snapshot's time; the copied version
+        # then ends at that commit and is moved to start there (zero length), never ending
+        # before it starts.
         f"""
-        UPDATE {history} AS h SET _valid_to = greatest(f._first_ts, h._valid_from)
+        UPDATE {history} AS h
+        SET _valid_to = f._first_ts, _valid_from = least(h._valid_from, f._first_ts)
         FROM (SELECT {keys}, min(_commit_ts) AS _first_ts FROM stage GROUP BY {keys}) AS f
         WHERE h._valid_to IS NULL AND {_key_match(spec, 'h', 'f')}""",
         f"""
@@ -80,8 +82,8 @@ def merge_sql(spec: TableSpec) -> list[str]:
 
 def truncate_sql(spec: TableSpec) -> tuple[str, str]:
     """A TRUNCATE: close every open version at parameter $1 (its commit time); empty current."""
-    return (f"UPDATE history.{quote(spec.name)} SET _valid_to = greatest($1, _valid_from) "
-            "WHERE _valid_to IS NULL",
+    return (f"UPDATE history.{quote(spec.name)} SET _valid_to = $1, "
+            "_valid_from = least(_valid_from, $1) WHERE _valid_to IS NULL",
             f"DELETE FROM current.{quote(spec.name)}")
 
 
