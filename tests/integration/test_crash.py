@@ -102,14 +102,14 @@ def test_sigkill_at_random_points_then_restart_gives_exact_history(pg_server, tm
             return row is None or not row[0]
 
         kills = {"snapshot": 0, "streaming": 0}
-        for attempt in range(12):
+        for attempt in range(13):
             log_path = tmp_path / f"sync-{attempt}.log"
             with open(log_path, "w") as log:
                 process = start_sync(db, warehouse, log)
-                in_snapshot = attempt < 4
+                in_snapshot = attempt < 5
                 if in_snapshot:
                     wait_for(copying)
-                    time.sleep(rng.uniform(0, 0.4))
+                    time.sleep(rng.uniform(0, 0.1))
                 else:
                     wait_for(lambda path=log_path: "snapshot:" in path.read_text()
                              or "applied" in path.read_text())
