@@ -2,7 +2,9 @@
 
 import sys
 
+import duckdb
 import psycopg
+import psycopg2
 import typer
 
 from acme.cli import demo, report, serve, source, sync
@@ -31,18 +33,23 @@ def _global(debug: bool = typer.Option(False, "--debug", help="Show tracebacks o
     _debug["on"] = debug
 
 
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def main() -> None:
+    """Run the CLI; errors a user can act on become one line and exit code 1."""
     try:
         app()
-    except AcmeError as error:
+    except (AcmeError, psycopg.Error, psycopg2.Error, duckdb.Error) as error:
         if _debug["on"]:
             raise
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except psycopg.Error as error:
-        if _debug["on"]:
-            raise
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        err_console.print(f"[bold red]error:[/] the database refused: {first}",
-                          highlight=False, soft_wrap=True)
+        if isinstance(error, AcmeError):
+            message = str(error)
+        elif isinstance(error, duckdb.Error):
+            message = f"the warehouse refused: {_first_line(error)}"
+        else:
+            message = f"the database refused: {_first_line(error)}"
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(1)
