@@ -32,9 +32,6 @@ class ReportAnswer:
     as_of: datetime | None
     freshness: Freshness
 
-    def records(self) -> list[dict[str, Any]]:
-        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
-
 
 def parse_as_of(text: str | None, now: datetime | None = None) -> datetime | None:
     """An ISO date or time (UTC when no zone is given); never in the future."""
@@ -55,10 +52,6 @@ def parse_as_of(text: str | None, now: datetime | None = None) -> datetime | Non
 def check_limit(limit: int | None) -> None:
     if limit is not None and not 1 <= limit <= MAX_LIMIT:
         raise ConfigError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
-
-
-def report_names() -> list[str]:
-    return list(REPORTS)
 
 
 def run_report(db: duckdb.DuckDBPyConnection, name: str, classification: StatusClassification,

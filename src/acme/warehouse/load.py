@@ -1,4 +1,4 @@
-"""Snapshot load: copied rows (Arrow batches of text) become each key's first version."""
+"""Snapshot load: copied rows (Arrow batches) become each key's first version."""
 
 from collections.abc import Callable, Iterable
 from datetime import datetime

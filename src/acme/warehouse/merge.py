@@ -88,7 +88,8 @@ def truncate_sql(spec: TableSpec) -> tuple[str, str]:
 
 
 def snapshot_insert_sql(spec: TableSpec) -> str:
-    """Insert one batch of copied rows (text, in `snapshot_raw`) as the first versions."""
+    """Insert one batch of copied rows (`snapshot_raw`) as the first versions, cast to the
+    column types (a no-op for typed columns; numeric arrives as its exact text)."""
     values = ", ".join(f"CAST({quote(name)} AS {kind})" for name, kind in spec.columns)
     return f"""
         INSERT INTO history.{quote(spec.name)} ({_columns(spec)}, _valid_from, _valid_to, _op, _lsn)

@@ -2,8 +2,8 @@
 
 PostgreSQL types map to exact DuckDB types: numeric stays DECIMAL (the declared precision and
 scale, or DECIMAL(38,10) when unconstrained), timestamps keep microseconds, text stays text.
-Values arrive as PostgreSQL text and are cast by DuckDB, so both paths (COPY and pgoutput)
-convert identically.
+Streamed values arrive as PostgreSQL text and copied numerics as their text; DuckDB casts
+both with the same rules, so a value reads the same whichever path brought it.
 """
 
 from dataclasses import dataclass
