@@ -22,14 +22,14 @@ import psycopg2
 import psycopg2.extras
 
 from acme.lsn import parse_lsn
-from acme.pipeline import BatchStats, SilentObserver, SyncOptions, run_sync
+from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
 from acme.source.provision import TABLES
 from acme.source.simulate import run_traffic
 from benchmarks.common import BenchSource, peak_rss_mb, percentile, report, start_source
 
 
 def raw_copy(source: BenchSource) -> tuple[int, float]:
-    with psycopg.connect(source.cdc_dsn) as conn:
+    with psycopg.connect(source.address.cdc_dsn) as conn:
         rows = sum(conn.execute(f"SELECT count(*) FROM operations.{table}").fetchone()[0]
                    for table in TABLES)
         started = time.monotonic()
@@ -41,7 +41,7 @@ def raw_copy(source: BenchSource) -> tuple[int, float]:
         return rows, time.monotonic() - started
 
 
-class Recorder(SilentObserver):
+class Recorder(SyncObserver):
     def __init__(self):
         self.snapshot = (0, 0.0)
         self.batches: list[BatchStats] = []
@@ -55,7 +55,7 @@ class Recorder(SilentObserver):
 
 def make_backlog(source: BenchSource, changes: int) -> int:
     """Update `changes` item rows in transactions of 50k; returns the WAL position after."""
-    with psycopg.connect(source.app_dsn, autocommit=True) as conn:
+    with psycopg.connect(source.address.app_dsn, autocommit=True) as conn:
         top = conn.execute("SELECT max(order_item_id) FROM operations.order_items").fetchone()[0]
         done = 0
         while done < changes:
@@ -69,7 +69,7 @@ def make_backlog(source: BenchSource, changes: int) -> int:
 
 
 def raw_consume(source: BenchSource, slot: str, target: int) -> tuple[int, float]:
-    conn = psycopg2.connect(source.cdc_dsn,
+    conn = psycopg2.connect(source.address.cdc_dsn,
                             connection_factory=psycopg2.extras.LogicalReplicationConnection)
     cursor = conn.cursor()
     cursor.start_replication(slot_name=slot, decode=False,
@@ -105,7 +105,7 @@ def main() -> None:
         raw_rows, raw_seconds = raw_copy(source)
         print(f"raw COPY: {raw_rows:,} rows in {raw_seconds:.1f}s")
         recorder = Recorder()
-        options = SyncOptions(dsn=source.cdc_dsn, warehouse=warehouse, once=True)
+        options = SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse, once=True)
         run_sync(options, observer=recorder)
         snap_rows, snap_seconds = recorder.snapshot
         print(f"snapshot: {snap_rows:,} rows in {snap_seconds:.1f}s")
@@ -125,11 +125,11 @@ def main() -> None:
         recorder.batches.clear()
         stop = threading.Event()
         follower = threading.Thread(target=run_sync, args=(
-            SyncOptions(dsn=source.cdc_dsn, warehouse=warehouse), stop, recorder))
+            SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse), stop, recorder))
         follower.start()
         time.sleep(1)
         recorder.batches.clear()
-        traffic = run_traffic(source.app_dsn, rate=args.rate, duration=args.seconds, seed=3)
+        traffic = run_traffic(source.address.app_dsn, rate=args.rate, duration=args.seconds, seed=3)
         time.sleep(1)
         stop.set()
         follower.join()

@@ -22,14 +22,6 @@ class BenchSource:
     address: SourceAddress
 
     @property
-    def app_dsn(self) -> str:
-        return self.address.app_dsn
-
-    @property
-    def cdc_dsn(self) -> str:
-        return self.address.cdc_dsn
-
-    @property
     def admin_dsn(self) -> str:
         return self.server.admin_dsn(self.address.database)
 
@@ -41,7 +33,7 @@ def start_source(orders: int, with_slot: bool) -> BenchSource:
     provision(server.admin_dsn(), with_slot=with_slot)
     source = BenchSource(server, SourceAddress(server.state().port))
     started = time.monotonic()
-    result = seed(source.app_dsn, SeedPlan.for_orders(orders, seed=1))
+    result = seed(source.address.app_dsn, SeedPlan.for_orders(orders, seed=1))
     print(f"seeded {result.orders:,} orders / {result.order_items:,} items "
           f"in {time.monotonic() - started:.1f}s")
     return source

@@ -43,11 +43,11 @@ def main() -> None:
     source = start_source(args.orders, with_slot=False)
     warehouse = Path(tempfile.mkdtemp(prefix="acme-bench-wh-")) / "reports.duckdb"
     try:
-        options = SyncOptions(dsn=source.cdc_dsn, warehouse=warehouse, once=True)
+        options = SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse, once=True)
         run_sync(options)
-        run_traffic(source.app_dsn, rate=200, duration=args.traffic_seconds / 2, seed=1)
+        run_traffic(source.address.app_dsn, rate=200, duration=args.traffic_seconds / 2, seed=1)
         as_of = datetime.now(UTC)
-        run_traffic(source.app_dsn, rate=200, duration=args.traffic_seconds / 2, seed=2)
+        run_traffic(source.address.app_dsn, rate=200, duration=args.traffic_seconds / 2, seed=2)
         run_sync(options)
 
         rules = StatusClassification()

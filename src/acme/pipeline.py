@@ -13,7 +13,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 from acme.capture.catalog import check_source, published_tables
 from acme.capture.pgoutput import Begin, decode
@@ -60,16 +59,9 @@ class BatchStats:
     seconds: float
 
 
-class SyncObserver(Protocol):
-    def warehouse_opened(self, warehouse: Warehouse) -> None: ...
-    def snapshot_table(self, name: str, estimated_rows: int) -> None: ...
-    def snapshot_rows(self, rows: int) -> None: ...
-    def snapshot_done(self, rows: int, seconds: float) -> None: ...
-    def batch_applied(self, stats: BatchStats) -> None: ...
-    def connection_lost(self, reason: str, retry_in: float) -> None: ...
+class SyncObserver:
+    """What the pipeline reports as it goes; every hook does nothing unless overridden."""
 
-
-class SilentObserver:
     def warehouse_opened(self, warehouse: Warehouse) -> None: ...
     def snapshot_table(self, name: str, estimated_rows: int) -> None: ...
     def snapshot_rows(self, rows: int) -> None: ...
@@ -82,7 +74,7 @@ def run_sync(options: SyncOptions, stop: threading.Event | None = None,
              observer: SyncObserver | None = None) -> Checkpoint:
     """Snapshot if needed, then stream; returns the last checkpoint when stopped or caught up."""
     stop = stop or threading.Event()
-    observer = observer or SilentObserver()
+    observer = observer or SyncObserver()
     with connect(options.dsn, autocommit=True) as conn:
         slot = check_source(conn, options.dsn, options.slot, options.publication,
                             options.create_slot)

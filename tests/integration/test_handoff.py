@@ -7,7 +7,7 @@ import duckdb
 import psycopg
 import pytest
 
-from acme.pipeline import SilentObserver, run_sync
+from acme.pipeline import SyncObserver, run_sync
 from acme.source.seed import SeedPlan, seed
 from tests.fix_source import drop_source_db, make_source_db
 from tests.fix_sync import sync_once, sync_options
@@ -39,7 +39,7 @@ class CounterWriter(threading.Thread):
                                  (f"new{self.count}",))
 
 
-class SnapshotWatcher(SilentObserver):
+class SnapshotWatcher(SyncObserver):
     def __init__(self):
         self.done = threading.Event()
 

@@ -18,7 +18,7 @@ from rich.progress import (
 from acme.cli.output import console, err_console
 from acme.config import Settings
 from acme.lsn import format_lsn
-from acme.pipeline import BatchStats, SilentObserver, SyncOptions, run_sync
+from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
 from acme.reports.classification import classification_from
 
 DsnOption = typer.Option(None, "--dsn", help="Replication user's URL [ACME_SOURCE_DSN].")
@@ -41,7 +41,7 @@ def options_from(settings: Settings, dsn: str | None, warehouse: Path | None,
                                             settings.pending_statuses))
 
 
-class ConsoleObserver(SilentObserver):
+class ConsoleObserver(SyncObserver):
     """Snapshot progress bar (rows, rows/s, ETA) and a line per second of streaming."""
 
     def __init__(self, quiet_batches: bool = False):
