@@ -109,6 +109,7 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
     delay = RETRY_FIRST_SECONDS
     reconnecting = False
     while True:
+        connected_at = time.monotonic()
         try:
             if reconnecting:
                 stream = ReplicationStream(options.dsn, options.slot, options.publication)
@@ -118,6 +119,8 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
         except (TransientError, SlotInUse) as error:
             if isinstance(error, SlotInUse) and not reconnecting:
                 raise
+            if time.monotonic() - connected_at > RETRY_MAX_SECONDS:
+                delay = RETRY_FIRST_SECONDS  # it had been healthy: a fresh outage
             observer.connection_lost(str(error), delay)
             if stop.wait(delay):
                 return warehouse.checkpoint()
