@@ -17,17 +17,17 @@ from typing import Any, Protocol
 
 from acme.errors import ConfigError, SourceUnreachable, WarehouseError
 from acme.reports.classification import StatusClassification
+from acme.reports.definitions import REPORTS
 from acme.reports.engine import run_report
 from acme.reports.serialize import answer_payload, status_payload, story_payload
 from acme.warehouse.inspect import order_story, warehouse_status
 from acme.warehouse.store import Warehouse
 
-# report name -> (API path, whether the path takes a limit)
 API_PATHS = {
-    "open-orders": ("/analytics/orders", False),
-    "top-delivery-dates": ("/analytics/orders/top", True),
-    "pending-items": ("/analytics/orders/product", False),
-    "top-customers": ("/analytics/orders/customers", True),
+    "open-orders": "/analytics/orders",
+    "top-delivery-dates": "/analytics/orders/top",
+    "pending-items": "/analytics/orders/product",
+    "top-customers": "/analytics/orders/customers",
 }
 
 
@@ -82,9 +82,9 @@ class ServerSource:
                                     f"{error.reason}") from None
 
     def report(self, name: str, limit: int | None, as_of: datetime | None) -> dict:
-        path, takes_limit = API_PATHS[name]
-        return self._get(path, {"limit": limit if takes_limit else None,
-                                "as_of": as_of.isoformat() if as_of else None})
+        takes_limit = REPORTS[name].takes_limit
+        return self._get(API_PATHS[name], {"limit": limit if takes_limit else None,
+                                           "as_of": as_of.isoformat() if as_of else None})
 
     def status(self) -> dict:
         return self._get("/status", {})
