@@ -14,25 +14,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from acme.capture.catalog import check_source, published_tables
+from acme.backoff import Backoff
+from acme.capture.catalog import check_source, source_position
 from acme.capture.pgoutput import Begin, decode
-from acme.capture.replication import CreatedSlot, ReplicationStream
-from acme.capture.snapshot import SnapshotReader, begin_snapshot, estimated_rows
+from acme.capture.replication import DEFAULT_RECEIVE_TIMEOUT, ReplicationStream
+from acme.capture.snapshot import DEFAULT_STALL_SECONDS
 from acme.capture.transactions import Transaction, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
 from acme.errors import SlotInUse, TransientError
+from acme.initial_copy import CopyStopped, prepare_warehouse
 from acme.reports.classification import StatusClassification
 from acme.source.connect import connect
 from acme.warehouse.apply import BatchApplier
-from acme.warehouse.load import load_table
-from acme.warehouse.model import ensure_model
+from acme.warehouse.ownership import SourceIdentity, check_no_gap
 from acme.warehouse.store import Checkpoint, Warehouse
 
 ROW_MESSAGE_KINDS = (b"I", b"U", b"D", b"T")
 IDLE_POLL_SECONDS = 0.05
-RETRY_FIRST_SECONDS = 1.0
-RETRY_MAX_SECONDS = 30.0
 KEEPALIVE_ASK_SECONDS = 1.0
+RECORD_CONFIRMED_SECONDS = 1.0  # how often an idle warehouse may write its confirmed position
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class SyncOptions:
     batch_changes: int = 100_000
     batch_seconds: float = 0.25
     classification: StatusClassification = StatusClassification()
+    application_name: str = "acme sync"
+    resnapshot: bool = False  # rebuild from a fresh copy, swapped in when complete
+    receive_timeout: float = DEFAULT_RECEIVE_TIMEOUT  # silence after asking = dead connection
+    snapshot_stall_seconds: float = DEFAULT_STALL_SECONDS
 
 
 @dataclass(frozen=True)
@@ -75,27 +79,40 @@ def run_sync(options: SyncOptions, stop: threading.Event | None = None,
     """Snapshot if needed, then stream; returns the last checkpoint when stopped or caught up."""
     stop = stop or threading.Event()
     observer = observer or SyncObserver()
-    with connect(options.dsn, autocommit=True) as conn:
-        slot = check_source(conn, options.dsn, options.slot, options.publication,
-                            options.create_slot)
+    with connect(options.dsn, options.application_name, autocommit=True) as conn:
+        check_source(conn, options.dsn, options.slot, options.publication,
+                     options.create_slot)
         target_lsn = int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
                          .fetchone()[0])
-        warehouse = Warehouse.open(options.warehouse)
-        stream = ReplicationStream(options.dsn, options.slot, options.publication)
-        try:
-            ensure_model(warehouse, options.classification)
-            observer.warehouse_opened(warehouse)
-            if warehouse.checkpoint() is None:
-                # Rows of the copy are valid from before the new slot's first transaction.
-                before_slot = conn.execute("SELECT clock_timestamp()").fetchone()[0]
-                exported = None if slot.exists else stream.create_slot()
-                _snapshot(conn, warehouse, options, exported,
-                          before_slot if exported else None, observer)
-            return _follow(stream, warehouse, options, observer, stop,
-                           target_lsn if options.once else None)
-        finally:
-            stream.close()
-            warehouse.close()
+    stream = _open_stream(options)
+    try:
+        system = stream.identify()
+        identity = SourceIdentity(system.system_identifier, system.database, options.slot,
+                                  options.publication)
+        warehouse = prepare_warehouse(options, identity, observer, stop)
+    except CopyStopped:
+        stream.close()
+        return Checkpoint(0, None, None)
+    except BaseException:
+        stream.close()
+        raise
+    try:
+        return _follow(stream, warehouse, options, observer, stop,
+                       target_lsn if options.once else None)
+    finally:
+        warehouse.close()
+
+
+def _open_stream(options: SyncOptions) -> ReplicationStream:
+    return ReplicationStream(options.dsn, options.slot, options.publication,
+                             options.application_name, options.receive_timeout)
+
+
+def _check_slot_owned(options: SyncOptions, warehouse: Warehouse) -> None:
+    """Once the slot is ours: refuse if another reader consumed past our position."""
+    with connect(options.dsn, options.application_name, autocommit=True) as conn:
+        slot_confirmed = source_position(conn, options.slot).slot_confirmed_lsn
+    check_no_gap(warehouse.path, options.slot, slot_confirmed, warehouse.confirmed_position())
 
 
 def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOptions,
@@ -106,55 +123,27 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
     nothing is lost or applied twice. After a network cut the server may still hold the slot
     for the dead connection for a while: that is retried too.
     """
-    delay = RETRY_FIRST_SECONDS
+    backoff = Backoff()
     reconnecting = False
     while True:
-        connected_at = time.monotonic()
+        backoff.attempt()
         try:
             if reconnecting:
-                stream = ReplicationStream(options.dsn, options.slot, options.publication)
+                stream = _open_stream(options)
             stream.start()
+            _check_slot_owned(options, warehouse)
             return _Streamer(stream, warehouse, options, warehouse.checkpoint(), observer).run(
                 stop, target_lsn)
         except (TransientError, SlotInUse) as error:
             if isinstance(error, SlotInUse) and not reconnecting:
                 raise
-            if time.monotonic() - connected_at > RETRY_MAX_SECONDS:
-                delay = RETRY_FIRST_SECONDS  # it had been healthy: a fresh outage
+            delay = backoff.next_delay()
             observer.connection_lost(str(error), delay)
             if stop.wait(delay):
                 return warehouse.checkpoint()
-            delay = min(delay * 2, RETRY_MAX_SECONDS)
             reconnecting = True
         finally:
             stream.close()
-
-
-def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: CreatedSlot | None,
-              valid_from: datetime | None, observer: SyncObserver) -> None:
-    """Copy every published table in one DuckDB transaction, with the hand-off checkpoint."""
-    started = time.monotonic()
-    point = begin_snapshot(conn, exported.snapshot_name if exported else None)
-    valid_from = valid_from or point.taken_at
-    # A new slot streams exactly what follows its exported snapshot: start after its
-    # consistent point. An older slot replays from its confirmed position: skip by xid.
-    end_lsn = exported.consistent_lsn if exported else 0
-    checkpoint = Checkpoint(end_lsn, valid_from, point.visibility)
-    known = warehouse.tables()
-    rows = 0
-    reader = SnapshotReader(options.dsn, point.name)
-    try:
-        with warehouse.transaction():
-            for table in published_tables(conn, options.publication):
-                observer.snapshot_table(table.spec.name, estimated_rows(conn, table))
-                rows += load_table(warehouse, known, table.spec, reader.batches(table),
-                                   valid_from, point.wal_lsn, observer.snapshot_rows)
-            ensure_model(warehouse, options.classification)
-            warehouse.write_checkpoint(checkpoint)
-    finally:
-        reader.close()
-    conn.execute("COMMIT")
-    observer.snapshot_done(rows, time.monotonic() - started)
 
 
 @dataclass(frozen=True)
@@ -191,6 +180,8 @@ class _Streamer:
         self.visibility: SnapshotVisibility | None = self.checkpoint.visibility
         self.seen_end_lsn = self.checkpoint.end_lsn
         self.seen_commit_time = self.checkpoint.commit_time
+        self.recorded_confirmed = self.warehouse.confirmed_position() or 0
+        self.recorded_at = 0.0
 
     def run(self, stop: threading.Event, target_lsn: int | None) -> Checkpoint:
         # Pending batches hold hundreds of thousands of small objects and no cycles: the
@@ -241,9 +232,21 @@ class _Streamer:
             ask = now - last_ask >= KEEPALIVE_ASK_SECONDS
             if ask:
                 last_ask = now
-            if sent > self.stream.flushed or ask:
-                self.stream.confirm(max(sent, self.seen_end_lsn), ask_reply=ask)
+            position = self._recorded(max(sent, self.seen_end_lsn))
+            if position > self.stream.flushed or ask:
+                self.stream.confirm(position, ask_reply=ask)
             self.stream.wait(IDLE_POLL_SECONDS)
+
+    def _recorded(self, position: int) -> int:
+        """How far may be confirmed: the warehouse records a position beyond its checkpoint
+        before it is confirmed (at most once a second), so a slot found further along later
+        can only mean another reader."""
+        now = time.monotonic()
+        if position > self.recorded_confirmed and now - self.recorded_at >= \
+                RECORD_CONFIRMED_SECONDS:
+            self.warehouse.record_confirmed(position)
+            self.recorded_confirmed, self.recorded_at = position, now
+        return min(position, max(self.recorded_confirmed, self.checkpoint.end_lsn))
 
     def _already_held(self, xid: int, commit_lsn: int) -> bool:
         """Applied by an earlier batch, or contained in the initial copy."""

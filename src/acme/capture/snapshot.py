@@ -6,6 +6,8 @@ REPEATABLE READ snapshot imported by name (the one a new slot exported, or one e
 transaction that recorded the snapshot's xids), so it sees exactly what the hand-off expects.
 A reader thread keeps a couple of batches in flight while the warehouse loads the previous
 ones; batches are bounded (the driver's hint), so memory stays flat whatever the table size.
+If no batch arrives for a while the path is taken for dead: the copy fails as a transient
+error (and is retried), abandoning the stuck connection rather than waiting on it forever.
 """
 
 import queue
@@ -22,9 +24,11 @@ from acme.capture.catalog import SourceTable
 from acme.capture.visibility import SnapshotVisibility
 from acme.config import mask_dsn
 from acme.errors import SourceUnreachable
+from acme.source.connect import DEFAULT_APPLICATION, conninfo
 
 BATCH_BYTES = 64 << 20
 PREFETCH_BATCHES = 2
+DEFAULT_STALL_SECONDS = 60.0
 _END = object()
 
 
@@ -64,31 +68,53 @@ def estimated_rows(conn: psycopg.Connection, table: SourceTable) -> int:
 class SnapshotReader:
     """An ADBC connection inside the exported snapshot, reading tables as Arrow."""
 
-    def __init__(self, dsn: str, snapshot_name: str):
+    def __init__(self, dsn: str, snapshot_name: str,
+                 application_name: str = DEFAULT_APPLICATION,
+                 stall_seconds: float = DEFAULT_STALL_SECONDS):
+        self.dsn, self.stall_seconds, self.stalled = dsn, stall_seconds, False
         try:
-            self.conn = adbc.connect(dsn, autocommit=True)
-        except adbc.Error as error:
-            raise SourceUnreachable(f"cannot open the copy connection to {mask_dsn(dsn)}: "
-                                    f"{str(error).splitlines()[0]}") from None
-        self.cursor = self.conn.cursor()
-        self.cursor.adbc_statement.set_options(
-            **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
-        self.cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        self.cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_name}'")
+            self.conn = adbc.connect(conninfo(dsn, application_name), autocommit=True)
+            self.cursor = self.conn.cursor()
+            self.cursor.adbc_statement.set_options(
+                **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
+            self.cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self.cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_name}'")
+        except (adbc.Error, OSError) as error:
+            raise self._lost("cannot open the copy connection", error) from None
 
     def batches(self, table: SourceTable) -> Iterator[pa.RecordBatch]:
         """The table's rows, with opaque (extension) columns such as numeric as their text."""
         columns = ", ".join(f'"{name}"' for name in table.spec.column_names)
-        self.cursor.execute(f"SELECT {columns} FROM {table.qualified}")
-        reader = self.cursor.fetch_record_batch()
-        for batch in _prefetched(reader):
-            yield _plain(batch)
+        try:
+            self.cursor.execute(f"SELECT {columns} FROM {table.qualified}")
+            reader = self.cursor.fetch_record_batch()
+            for batch in _prefetched(reader, self.stall_seconds):
+                yield _plain(batch)
+        except _Stalled:
+            self.stalled = True
+            raise SourceUnreachable(
+                f"the copy connection to {mask_dsn(self.dsn)} sent nothing for "
+                f"{self.stall_seconds:.0f} s; taking it for dead") from None
+        except (adbc.Error, OSError, pa.ArrowException) as error:
+            raise self._lost(f"copy of {table.spec.name} interrupted", error) from None
 
     def close(self) -> None:
-        try:
-            self.cursor.execute("COMMIT")
-        finally:
-            self.conn.close()
+        if self.stalled:
+            return  # its reader thread is stuck inside the driver: leave both to the kernel
+        for step in (lambda: self.cursor.execute("COMMIT"), self.conn.close):
+            try:
+                step()
+            except (adbc.Error, OSError):
+                pass  # a read-only transaction on a dead connection: nothing is lost with it
+
+    def _lost(self, what: str, error: Exception) -> SourceUnreachable:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        return SourceUnreachable(f"{what} ({mask_dsn(self.dsn)}): "
+                                 f"{lines[0] if lines else type(error).__name__}")
+
+
+class _Stalled(Exception):
+    """No batch within the stall deadline."""
 
 
 def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -97,7 +123,8 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
-def _prefetched(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+def _prefetched(reader: pa.RecordBatchReader,
+                stall_seconds: float) -> Iterator[pa.RecordBatch]:
     """Read ahead in a thread so the network and decoding overlap the load."""
     buffer: queue.Queue = queue.Queue(maxsize=PREFETCH_BATCHES)
 
@@ -112,7 +139,10 @@ def _prefetched(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
     thread = threading.Thread(target=pump, name="snapshot-reader", daemon=True)
     thread.start()
     while True:
-        item = buffer.get()
+        try:
+            item = buffer.get(timeout=stall_seconds)
+        except queue.Empty:
+            raise _Stalled from None
         if item is _END:
             break
         if isinstance(item, BaseException):

@@ -16,7 +16,14 @@ from rich.progress import (
 )
 
 from acme.cli.output import console, err_console
-from acme.config import Settings
+from acme.config import (
+    Settings,
+    check_dsn,
+    check_publication_name,
+    check_slot_name,
+    check_warehouse_path,
+    load_settings,
+)
 from acme.lsn import format_lsn
 from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
 from acme.reports.classification import classification_from
@@ -29,14 +36,23 @@ NoCreateSlotOption = typer.Option(False, "--no-create-slot",
                                   help="Fail if the slot does not exist.")
 
 
+def _given(flag, setting):
+    """A flag given (even empty, which is then refused) wins over the setting."""
+    return setting if flag is None else flag
+
+
 def options_from(settings: Settings, dsn: str | None, warehouse: Path | None,
                  slot: str | None, publication: str | None, once: bool,
-                 create_slot: bool) -> SyncOptions:
-    """Flags over settings (environment, acme.toml)."""
+                 create_slot: bool, command: str = "sync",
+                 resnapshot: bool = False) -> SyncOptions:
+    """Flags over settings (environment, acme.toml), each checked before anything starts."""
+    path = check_warehouse_path(_given(warehouse, settings.warehouse))
     return SyncOptions(
-        dsn=dsn or settings.source_dsn, warehouse=warehouse or settings.warehouse,
-        slot=slot or settings.slot, publication=publication or settings.publication,
-        once=once, create_slot=create_slot,
+        dsn=check_dsn(_given(dsn, settings.source_dsn)), warehouse=path,
+        slot=check_slot_name(_given(slot, settings.slot)),
+        publication=check_publication_name(_given(publication, settings.publication)),
+        once=once, create_slot=create_slot, resnapshot=resnapshot,
+        application_name=f"acme {command} {path}",
         classification=classification_from(settings.terminal_statuses,
                                             settings.pending_statuses))
 
@@ -106,10 +122,14 @@ def sync(once: bool = typer.Option(False, "--once",
                                    help="Stop once caught up with the source's WAL at start."),
          dsn: str = DsnOption, warehouse: Path = WarehouseOption, slot: str = SlotOption,
          publication: str = PublicationOption, no_create_slot: bool = NoCreateSlotOption,
+         resnapshot: bool = typer.Option(
+             False, "--resnapshot",
+             help="Rebuild the warehouse from a fresh snapshot (built beside it, swapped in "
+                  "when complete)."),
          ) -> None:
     """Capture changes from the source into the DuckDB warehouse (snapshot, then stream)."""
-    options = options_from(Settings(), dsn, warehouse, slot, publication, once,
-                           not no_create_slot)
+    options = options_from(load_settings(), dsn, warehouse, slot, publication, once,
+                           not no_create_slot, resnapshot=resnapshot)
     checkpoint = run_sync(options, stop_on_signals(), ConsoleObserver())
     when = checkpoint.commit_time.isoformat() if checkpoint.commit_time else "-"
     console.print(f"warehouse {options.warehouse} at {format_lsn(checkpoint.end_lsn)} "

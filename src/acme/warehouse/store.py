@@ -6,7 +6,9 @@ Layout (a public interface: analysts open this file directly):
 - `current.<table>`: the source columns, latest state;
 - `_acme.checkpoint`: the last applied transaction's end LSN and commit time, written in the
   same DuckDB transaction as the data it covers, plus the snapshot the initial copy used;
-- `_acme.tables`: each table's primary key.
+- `_acme.tables`: each table's primary key;
+- `_acme.source`: the source the warehouse was built from (see `ownership.py`), and in
+  `_acme.checkpoint.confirmed_lsn` the furthest position ever confirmed to the slot.
 """
 
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ import duckdb
 
 from acme.capture.visibility import SnapshotVisibility
 from acme.errors import WarehouseError
+from acme.warehouse.ownership import SourceIdentity
 from acme.warehouse.tables import TableSpec, quote
 
 BOOTSTRAP = [
@@ -36,6 +39,15 @@ BOOTSTRAP = [
     """CREATE TABLE IF NOT EXISTS _acme.tables (
            name VARCHAR PRIMARY KEY,
            key_columns VARCHAR[] NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS _acme.source (
+           singleton BOOLEAN PRIMARY KEY DEFAULT true,
+           system_identifier VARCHAR NOT NULL,
+           database VARCHAR NOT NULL,
+           slot VARCHAR NOT NULL,
+           publication VARCHAR NOT NULL,
+           recorded_at TIMESTAMPTZ NOT NULL)""",
+    # Idle confirms move the slot past the last applied commit: each is recorded first.
+    "ALTER TABLE _acme.checkpoint ADD COLUMN IF NOT EXISTS confirmed_lsn UBIGINT",
 ]
 MEMORY_LIMIT = "1GB"
 BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_valid_to", "TIMESTAMPTZ"),
@@ -116,11 +128,40 @@ class Warehouse:
     def write_checkpoint(self, checkpoint: Checkpoint) -> None:
         visibility = checkpoint.visibility
         self.db.execute(
-            """INSERT OR REPLACE INTO _acme.checkpoint
-               VALUES (true, $1, $2, $3, $4, $5, now())""",
+            """INSERT INTO _acme.checkpoint (singleton, end_lsn, commit_time, snapshot_xmin,
+                                             snapshot_xmax, snapshot_xip, updated_at)
+               VALUES (true, $1, $2, $3, $4, $5, now())
+               ON CONFLICT (singleton) DO UPDATE SET
+                   end_lsn = excluded.end_lsn, commit_time = excluded.commit_time,
+                   snapshot_xmin = excluded.snapshot_xmin,
+                   snapshot_xmax = excluded.snapshot_xmax,
+                   snapshot_xip = excluded.snapshot_xip, updated_at = excluded.updated_at""",
             [checkpoint.end_lsn, checkpoint.commit_time,
              visibility.xmin if visibility else None, visibility.xmax if visibility else None,
              sorted(visibility.in_progress) if visibility else None])
+
+    def confirmed_position(self) -> int | None:
+        """The furthest position applied or confirmed to the slot; None when unknown (no
+        checkpoint, or a warehouse from before positions were recorded)."""
+        row = self.db.execute("SELECT end_lsn, confirmed_lsn FROM _acme.checkpoint").fetchone()
+        if row is None or row[1] is None:
+            return None
+        return max(row)
+
+    def record_confirmed(self, lsn: int) -> None:
+        """Record, before confirming it, a position about to be confirmed to the slot."""
+        self.db.execute("UPDATE _acme.checkpoint SET confirmed_lsn = "
+                        "greatest(coalesce(confirmed_lsn, 0), $1)", [lsn])
+
+    def source(self) -> SourceIdentity | None:
+        row = self.db.execute("SELECT system_identifier, database, slot, publication "
+                              "FROM _acme.source").fetchone()
+        return None if row is None else SourceIdentity(*row)
+
+    def record_source(self, identity: SourceIdentity) -> None:
+        self.db.execute("INSERT OR REPLACE INTO _acme.source VALUES (true, $1, $2, $3, $4, now())",
+                        [identity.system_identifier, identity.database, identity.slot,
+                         identity.publication])
 
     def tables(self) -> dict[str, TableSpec]:
         keys = dict(self.db.execute("SELECT name, key_columns FROM _acme.tables").fetchall())
