@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
+
 from acme.backoff import Backoff
 from acme.capture.catalog import check_source, source_position
 from acme.capture.pgoutput import Begin, decode
@@ -21,13 +23,13 @@ from acme.capture.replication import DEFAULT_RECEIVE_TIMEOUT, ReplicationStream
 from acme.capture.snapshot import DEFAULT_STALL_SECONDS
 from acme.capture.transactions import Transaction, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
-from acme.errors import SlotInUse, TransientError
+from acme.errors import SlotInUse, TransientError, WarehouseError
 from acme.initial_copy import CopyStopped, prepare_warehouse
 from acme.reports.classification import StatusClassification
 from acme.source.connect import connect
 from acme.warehouse.apply import BatchApplier
 from acme.warehouse.ownership import SourceIdentity, check_no_gap
-from acme.warehouse.store import Checkpoint, Warehouse
+from acme.warehouse.store import Checkpoint, Warehouse, storage_failure
 
 ROW_MESSAGE_KINDS = (b"I", b"U", b"D", b"T")
 IDLE_POLL_SECONDS = 0.05
@@ -130,20 +132,40 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
         try:
             if reconnecting:
                 stream = _open_stream(options)
+                if warehouse.invalidated:
+                    warehouse.reopen()
+                    observer.warehouse_opened(warehouse)
             stream.start()
             _check_slot_owned(options, warehouse)
             return _Streamer(stream, warehouse, options, warehouse.checkpoint(), observer).run(
                 stop, target_lsn)
-        except (TransientError, SlotInUse) as error:
-            if isinstance(error, SlotInUse) and not reconnecting:
-                raise
+        except (TransientError, SlotInUse, duckdb.Error, WarehouseError) as error:
+            reason = _retryable(error, warehouse, reconnecting)
             delay = backoff.next_delay()
-            observer.connection_lost(str(error), delay)
+            observer.connection_lost(reason, delay)
             if stop.wait(delay):
                 return warehouse.checkpoint()
             reconnecting = True
         finally:
             stream.close()
+
+
+def _retryable(error: Exception, warehouse: Warehouse, reconnecting: bool) -> str:
+    """The line to show for an error worth retrying; anything else is raised again.
+
+    A dropped connection is retried, and so is a slot still held after a cut (by the old
+    walsender). A warehouse that cannot be written (disk full, read-only) is retried too:
+    the batch rolled back, the slot was not confirmed past it, and the stream restarts from
+    the checkpoint once the disk is fixed.
+    """
+    if isinstance(error, TransientError) or isinstance(error, SlotInUse) and reconnecting:
+        return str(error)
+    reason = storage_failure(error)
+    if reason is None:
+        raise error
+    warehouse.invalidated = warehouse.invalidated or "invalidated" in reason
+    return (f"cannot write the warehouse {warehouse.path}: {reason}; free space or make it "
+            "writable (nothing is lost: the batch is applied again)")
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ class ConsoleObserver(SyncObserver):
 
 
     def connection_lost(self, reason: str, retry_in: float) -> None:
-        err_console.print(f"{reason}; reconnecting in {retry_in:.0f}s", highlight=False)
+        err_console.print(f"{reason}; retrying in {retry_in:.0f}s", highlight=False)
 
 
 def stop_on_signals() -> threading.Event:

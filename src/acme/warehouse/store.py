@@ -50,6 +50,11 @@ BOOTSTRAP = [
     "ALTER TABLE _acme.checkpoint ADD COLUMN IF NOT EXISTS confirmed_lsn UBIGINT",
 ]
 MEMORY_LIMIT = "1GB"
+# How DuckDB words a file it cannot write: the disk is full or the file is read-only. These
+# pass when the operator fixes the disk; anything else is a bug and must not be retried.
+STORAGE_FAILURES = ("no space left", "read-only file system", "operation not permitted",
+                    "permission denied", "could not write file", "cannot open file",
+                    "disk quota exceeded", "has been invalidated")
 BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_valid_to", "TIMESTAMPTZ"),
                ("_op", "VARCHAR"), ("_lsn", "UBIGINT"))
 
@@ -67,6 +72,7 @@ class Warehouse:
     def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path):
         self.db = connection
         self.path = path
+        self.invalidated = False  # DuckDB refuses this connection after a failed write
 
     @classmethod
     def open(cls, path: Path, read_only: bool = False) -> "Warehouse":
@@ -92,6 +98,14 @@ class Warehouse:
 
     def close(self) -> None:
         self.db.close()
+
+    def reopen(self) -> None:
+        """A new connection to the same file (after DuckDB invalidated this one)."""
+        try:
+            self.db.close()
+        except duckdb.Error:
+            pass
+        self.db = Warehouse.open(self.path).db
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -196,3 +210,13 @@ class Warehouse:
         self.db.execute(f"CREATE TABLE current.{quote(spec.name)} ({source})")
         self.db.execute("INSERT OR REPLACE INTO _acme.tables VALUES ($1, $2)",
                         [spec.name, list(spec.key)])
+
+
+def storage_failure(error: Exception) -> str | None:
+    """The one-line reason when `error` says the warehouse file cannot be written (disk full,
+    read-only), else None."""
+    text = str(error).strip()
+    if not isinstance(error, duckdb.Error | WarehouseError) or \
+            not any(marker in text.lower() for marker in STORAGE_FAILURES):
+        return None
+    return text.splitlines()[0].removeprefix("TransactionContext Error: ")
