@@ -168,12 +168,12 @@ def check_publication_name(publication: str) -> str:
 
 def check_dsn(dsn: str, flag: str = "--dsn") -> str:
     if not dsn.strip():
-        raise ConfigError(f"the source URL is empty; pass {flag} postgresql://user:password@"
-                          "host:port/database or unset it to use ACME_SOURCE_DSN")
+        raise ConfigError(f"the database URL is empty; pass {flag} postgresql://user:password@"
+                          "host:port/database, or leave the flag out to use the configured one")
     try:
         conninfo_to_dict(dsn)
     except ProgrammingError as error:
-        raise ConfigError(f"invalid source URL {mask_dsn(dsn)}: "
+        raise ConfigError(f"invalid database URL {mask_dsn(dsn)}: "
                           f"{str(error).strip().splitlines()[0]}") from None
     return dsn
 

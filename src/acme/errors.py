@@ -48,3 +48,7 @@ class SeedError(TerminalError):
 
 class WarehouseError(TerminalError):
     """The DuckDB warehouse file cannot be used as asked."""
+
+
+class OutputError(TerminalError):
+    """An answer cannot be written where it was asked to go."""

@@ -46,11 +46,11 @@ def prepare_warehouse(options: "SyncOptions", identity: SourceIdentity,
     created = not path.exists()
     warehouse = Warehouse.open(path)
     try:
-        ensure_model(warehouse, options.classification)
-        observer.warehouse_opened(warehouse)
         recorded = warehouse.source()
         if recorded is not None:
             check_same_source(path, recorded, identity)
+        ensure_model(warehouse, options.classification)
+        observer.warehouse_opened(warehouse)
         if warehouse.checkpoint() is None:
             _copy_with_retries(warehouse, options, identity, observer, stop)
         elif recorded is None:

@@ -1,12 +1,13 @@
 """FastAPI application over one warehouse connection (owned by `acme serve`'s pipeline, or a
 read-only one). Paths are compatible with ACME's existing analytics API."""
 
+import hmac
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import duckdb
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from acme.errors import AcmeError, ConfigError
@@ -25,12 +26,28 @@ class NotReady(AcmeError):
     """The warehouse holds no data yet (initial snapshot still running)."""
 
 
+OPEN_PATHS = ("/health",)
+
+
 def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
-               classification: StatusClassification) -> FastAPI:
-    """`connection()` returns the live warehouse connection, or None while it is not open."""
+               classification: StatusClassification, token: str | None = None) -> FastAPI:
+    """`connection()` returns the live warehouse connection, or None while it is not open.
+    With a `token`, every path but /health asks for it as `Authorization: Bearer <token>`."""
     app = FastAPI(title="ACME Analytics", version="0.1.0",
                   description="Open orders, delivery dates, pending items and customers, "
                               "current or as of any past time, with their freshness.")
+
+    if token:
+        expected = f"Bearer {token}".encode()
+
+        @app.middleware("http")
+        async def _require_token(request: Request, call_next):
+            given = request.headers.get("authorization", "").encode()
+            if request.url.path in OPEN_PATHS or hmac.compare_digest(given, expected):
+                return await call_next(request)
+            return JSONResponse({"detail": "missing or wrong bearer token; send "
+                                           "'Authorization: Bearer <ACME_API_TOKEN>'"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(AcmeError)
     async def _acme_error(request: Request, error: AcmeError) -> JSONResponse:
@@ -43,10 +60,12 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
             raise NotReady("the warehouse is not open yet; the pipeline is starting")
         return live
 
-    def answer(name: str, limit: int | None, as_of: str | None) -> dict[str, Any]:
+    def answer(name: str, limit: int | None, as_of: str | None,
+               status: str | None = None) -> dict[str, Any]:
         moment = parse_as_of(as_of)
         try:
-            return answer_payload(run_report(db(), name, classification, limit, moment))
+            return answer_payload(run_report(db(), name, classification, limit, moment,
+                                             status))
         except duckdb.CatalogException:
             raise NotReady("the warehouse has no data yet; the initial snapshot is "
                            "still running") from None
@@ -72,13 +91,17 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
         return answer("pending-items", None, as_of)
 
     @app.get("/analytics/orders/customers", summary="Customers with the most pending orders")
-    def top_customers(status: Literal["open", "pending"] = "open", limit: Limit = 3,
+    def top_customers(status: Literal["open", "pending"] = "pending", limit: Limit = 3,
                       as_of: AsOf = None) -> dict[str, Any]:
-        return answer("top-customers", limit, as_of)
+        return answer("top-customers", limit, as_of, status)
 
-    @app.get("/analytics/orders/{order_id}/history", summary="One order's versions and moves")
+    @app.get("/analytics/orders/{order_id}/history", summary="One order's versions and moves",
+             responses={404: {"description": "No such order in the warehouse history"}})
     def history(order_id: int) -> dict[str, Any]:
-        return story_payload(order_story(db(), order_id))
+        story = order_story(db(), order_id)
+        if not story.versions:
+            raise HTTPException(404, f"order {order_id} is not in the warehouse history")
+        return story_payload(story)
 
     @app.get("/status", summary="Checkpoint, freshness and row counts")
     def status() -> dict[str, Any]:

@@ -6,6 +6,9 @@ gives each a committed snapshot while batches commit). `acme report` from anothe
 finds this server through `<warehouse>.serve.json` and asks it over HTTP.
 """
 
+import ipaddress
+import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +30,8 @@ from acme.cli.sync import (
     options_from,
     stop_on_signals,
 )
-from acme.config import Settings
+from acme.config import Settings, load_settings
+from acme.errors import ConfigError, WarehouseError
 from acme.pipeline import SyncOptions, run_sync
 from acme.ports import check_port_free
 from acme.reports.access import serve_marker, write_serve_marker
@@ -49,10 +53,16 @@ class LiveWarehouse(ConsoleObserver):
 def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
                observer: LiveWarehouse, stop: threading.Event,
                url_ready: Callable[[str], None] = lambda url: None) -> None:
-    """Serve until Ctrl-C/SIGTERM (or `stop`), with the pipeline on a thread."""
+    """Serve until Ctrl-C/SIGTERM (or `stop`), with the pipeline on a thread.
+
+    The URL is announced (and written to `<warehouse>.serve.json`) only once the pipeline
+    holds the warehouse, so a second server that cannot have it never overwrites the first's
+    marker; and a server only ever removes its own marker."""
+    check_not_served(Path(options.warehouse))
     check_port_free(port, host)
     classification = classification_from(settings.terminal_statuses, settings.pending_statuses)
-    app = create_app(lambda: observer.db, classification)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app = create_app(lambda: observer.db, classification, token)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     failure: list[BaseException] = []
 
@@ -64,12 +74,15 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
         finally:
             server.should_exit = True
 
+    announced: list[str] = []
+
     def announce() -> None:
-        while not server.started and not server.should_exit:
+        while not (server.started and observer.db is not None) and not server.should_exit:
             time.sleep(0.05)
-        if server.started:
+        if server.started and observer.db is not None and not failure:
             url = f"http://{host}:{port}"
             write_serve_marker(Path(options.warehouse), url)
+            announced.append(url)
             url_ready(url)
         while not stop.is_set() and not server.should_exit:
             time.sleep(0.1)
@@ -84,21 +97,52 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
     finally:
         stop.set()
         worker.join()
-        serve_marker(Path(options.warehouse)).unlink(missing_ok=True)
+        watcher.join(timeout=5)
+        if announced:
+            serve_marker(Path(options.warehouse)).unlink(missing_ok=True)
     if failure:
         raise failure[0]
 
 
+def check_not_served(warehouse: Path) -> None:
+    """Refuse at once when another live `acme serve` owns this warehouse."""
+    marker = serve_marker(warehouse)
+    try:
+        owner = json.loads(marker.read_text())
+        os.kill(int(owner["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no marker, or a stale one from a server that is gone
+    raise WarehouseError(f"the warehouse {warehouse} is already served by pid {owner['pid']} "
+                         f"at {owner.get('url')}; stop it or use another --warehouse")
+
+
+def check_exposure(host: str, token: str | None, insecure: bool) -> None:
+    """An API reachable from other machines needs a token (or an explicit --insecure)."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not token and not insecure:
+        raise ConfigError(f"--host {host} exposes the API beyond this machine without a token; "
+                          "set ACME_API_TOKEN (clients send it as a bearer token), or pass "
+                          "--insecure to serve it open")
+
+
 def serve(host: str = typer.Option(None, "--host", help="Bind address [127.0.0.1]."),
-          port: int = typer.Option(None, "--port", help="HTTP port [8000]."),
+          port: int = typer.Option(None, "--port", min=1, max=65535, help="HTTP port [8000]."),
           dsn: str = DsnOption, warehouse: Path = WarehouseOption, slot: str = SlotOption,
           publication: str = PublicationOption, no_create_slot: bool = NoCreateSlotOption,
+          insecure: bool = typer.Option(False, "--insecure",
+                                        help="Allow a non-loopback --host without a token."),
           ) -> None:
     """Sync and serve the HTTP API (OpenAPI docs at /docs) in one process."""
-    settings = Settings()
+    settings = load_settings()
     options = options_from(settings, dsn, warehouse, slot, publication, False,
-                           not no_create_slot)
+                           not no_create_slot, command="serve")
+    bind = host or settings.api_host
+    check_exposure(bind, settings.api_token.get_secret_value() if settings.api_token else None,
+                   insecure)
     observer = LiveWarehouse()
-    run_server(settings, options, host or settings.api_host, port or settings.api_port,
+    run_server(settings, options, bind, port or settings.api_port,
                observer, stop_on_signals(),
                url_ready=lambda url: err_console.print(f"API at {url} (docs: {url}/docs)"))

@@ -1,7 +1,7 @@
 """Running a report against the warehouse: parameters checked, answer with its freshness."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,10 +55,14 @@ def check_limit(limit: int | None) -> None:
 
 
 def run_report(db: duckdb.DuckDBPyConnection, name: str, classification: StatusClassification,
-               limit: int | None = None, as_of: datetime | None = None) -> ReportAnswer:
+               limit: int | None = None, as_of: datetime | None = None,
+               status: str | None = None) -> ReportAnswer:
+    """`status` 'open' makes a pending-orders report count open orders instead."""
     if name not in REPORTS:
         raise ConfigError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}")
     check_limit(limit)
+    if status == "open":
+        classification = replace(classification, pending=())  # no pending list: pending = open
     report = REPORTS[name]
     sql = report.sql.format(**table_sources(as_of is not None))
     params: dict[str, Any] = classification.sql_params()
