@@ -137,9 +137,9 @@ def load_settings() -> Settings:
         raise ConfigError(f"{SETTINGS_FILE} is not valid TOML ({error}); fix or remove "
                           "it") from None
     except SettingsError as error:
-        field = str(error).split("field", 1)[-1].split("from source")[0].strip() or "a setting"
+        field = str(error).split("field", 1)[-1].split("from source")[0].strip(' "') or "list"
         raise ConfigError(f"setting {field} cannot be parsed; list settings take JSON in the "
-                          """environment, e.g. ACME_TERMINAL_STATUSES='["DELIVERED"]'""") from None
+                          f"""environment, e.g. ACME_{field.upper()}='["DELIVERED"]'""") from None
     except pydantic.ValidationError as error:
         problem = error.errors()[0]
         name = ".".join(str(part) for part in problem["loc"][:1]) or "a setting"
