@@ -45,6 +45,7 @@ def prepare_warehouse(options: "SyncOptions", identity: SourceIdentity,
         return _rebuild(path, options, identity, observer, stop)
     created = not path.exists()
     warehouse = Warehouse.open(path)
+    remove_warehouse_files(_building(path))  # a rebuild killed midway; the old file is ours
     try:
         recorded = warehouse.source()
         if recorded is not None:
@@ -63,6 +64,10 @@ def prepare_warehouse(options: "SyncOptions", identity: SourceIdentity,
     return warehouse
 
 
+def _building(path: Path) -> Path:
+    return path.with_name(path.name + ".resnapshot")
+
+
 def remove_warehouse_files(path: Path) -> None:
     for leftover in (path, path.with_name(path.name + ".wal")):
         leftover.unlink(missing_ok=True)
@@ -71,7 +76,7 @@ def remove_warehouse_files(path: Path) -> None:
 def _rebuild(path: Path, options: "SyncOptions", identity: SourceIdentity,
              observer: "SyncObserver", stop: threading.Event) -> Warehouse:
     """A fresh copy into `<warehouse>.resnapshot`, swapped in once committed."""
-    building = path.with_name(path.name + ".resnapshot")
+    building = _building(path)
     # Holding the old file open keeps every other acme process off it until the swap.
     old = Warehouse.open(path) if path.exists() else None
     try:
