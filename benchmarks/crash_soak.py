@@ -139,10 +139,10 @@ class Soak:
                     self._wait(lambda: self._slot_active(), process, log_path)
                     time.sleep(self.rng.uniform(0.05, 0.8))
                     if phase == "large transaction":
-                        self._large_transaction()
+                        self._alone(self._large_transaction)
                         time.sleep(self.rng.uniform(0, 1.5))
                     elif phase == "schema change":
-                        self._schema_change()
+                        self._alone(self._schema_change)
                         time.sleep(self.rng.uniform(0, 0.5))
                     else:
                         time.sleep(self.rng.uniform(0, 1.0))
@@ -170,6 +170,15 @@ class Soak:
                               f"{label}: moment {number}")
         self.traffic.moments = [m for m in self.traffic.moments if m.at > copied_at][-5:]
         return len(moments)
+
+    def _alone(self, change) -> None:
+        """Run a change while traffic (which records the oracle's moments) waits: a moment's
+        snapshot and its timestamp must not straddle another session's commit."""
+        self.traffic.pause()
+        try:
+            change()
+        finally:
+            self.traffic.running.set()
 
     def _large_transaction(self) -> None:
         with psycopg.connect(self.address.app_dsn, autocommit=True) as conn:
