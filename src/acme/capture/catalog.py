@@ -89,7 +89,7 @@ def describe_holder(conn: psycopg.Connection, pid: int | str) -> str:
     """The client holding a walsender: its application name and address, as far as the
     server shows them to this user (the server process id alone names nobody)."""
     row = conn.execute(
-        """SELECT application_name, client_addr::text, client_port FROM pg_stat_replication
+        """SELECT application_name, host(client_addr), client_port FROM pg_stat_replication
            WHERE pid = %s""", (int(pid),)).fetchone() if str(pid).isdigit() else None
     if row is None:
         return f"another consumer (server pid {pid})"
