@@ -7,7 +7,7 @@ import duckdb
 import psycopg
 import pytest
 
-from acme.reports.classification import StatusClassification
+from acme.classification import StatusClassification
 from acme.reports.engine import run_report
 from tests.fix_sync import sync_once
 from tests.fix_workload import RandomWorkload, record_moment, source_state
