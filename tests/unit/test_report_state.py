@@ -11,9 +11,9 @@ from acme.capture.pgoutput import Column, Relation
 from acme.capture.transactions import RowChange, TableTruncate
 from acme.classification import StatusClassification
 from acme.warehouse.apply import BatchApplier
-from acme.warehouse.report_state import STATE_TABLES, ReportState
 from acme.warehouse.stage import ChangeStager
 from acme.warehouse.store import Checkpoint, Warehouse
+from tests.state_oracle import rebuilt_state, visible_state
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ORDERS = Relation(1, "operations", "orders", "d", (
@@ -23,35 +23,6 @@ ITEMS = Relation(2, "operations", "order_items", "d", (
     Column("order_item_id", 20, -1, True), Column("order_id", 20, -1, False),
     Column("product_id", 20, -1, False), Column("quanity", 23, -1, False)))
 STATUSES = ["PENDING", "SHIPPED", "DELIVERED", "cancelled ", None, "On Hold"]
-
-
-def visible_state(db) -> dict[str, set]:
-    """Every state table as the values each group takes over time: zero-length versions are
-    never visible, and two versions with the same values back to back read as one (batches
-    that share a commit time may split a version where a rebuild would not)."""
-    state = {}
-    for table in STATE_TABLES:
-        versions = db.execute(
-            f"SELECT * FROM {table.qualified} WHERE _valid_to IS NULL OR _valid_to > _valid_from "
-            f"ORDER BY {', '.join(g for g, _ in table.groups)}, _valid_from").fetchall()
-        merged: list[tuple] = []
-        for version in versions:
-            last = merged[-1] if merged else None
-            if last and last[:-2] == version[:-2] and last[-1] == version[-2]:
-                merged[-1] = last[:-1] + (version[-1],)
-            else:
-                merged.append(version)
-        state[table.name] = set(merged)
-    return state
-
-
-def rebuilt_state(db, classification) -> dict[str, set]:
-    db.execute("BEGIN TRANSACTION")
-    try:
-        ReportState(db, classification).rebuild()
-        return visible_state(db)
-    finally:
-        db.execute("ROLLBACK")
 
 
 class RandomBatches:
