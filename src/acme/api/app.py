@@ -1,16 +1,19 @@
 """FastAPI application over one warehouse connection (owned by `acme serve`'s pipeline, or a
 read-only one). Paths are compatible with ACME's existing analytics API."""
 
+import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import duckdb
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from acme.classification import StatusClassification
 from acme.errors import AcmeError, ConfigError
+from acme.reports.cache import AnswerCache
 from acme.reports.engine import MAX_LIMIT, parse_as_of, run_report
 from acme.reports.serialize import answer_payload, status_payload, story_payload
 from acme.warehouse.inspect import order_story, warehouse_status
@@ -26,8 +29,10 @@ class NotReady(AcmeError):
 
 
 def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
-               classification: StatusClassification) -> FastAPI:
-    """`connection()` returns the live warehouse connection, or None while it is not open."""
+               classification: StatusClassification,
+               cache: AnswerCache | None = None) -> FastAPI:
+    """`connection()` returns the live warehouse connection, or None while it is not open;
+    `cache` (invalidated by the pipeline at each commit) shares answers between requests."""
     app = FastAPI(title="ACME Analytics", version="0.1.0",
                   description="Open orders, delivery dates, pending items and customers, "
                               "current or as of any past time, with their freshness.")
@@ -43,13 +48,19 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
             raise NotReady("the warehouse is not open yet; the pipeline is starting")
         return live
 
-    def answer(name: str, limit: int | None, as_of: str | None) -> dict[str, Any]:
-        moment = parse_as_of(as_of)
+    def compute(name: str, limit: int | None, moment: datetime | None) -> bytes:
         try:
-            return answer_payload(run_report(db(), name, classification, limit, moment))
+            payload = answer_payload(run_report(db(), name, classification, limit, moment))
         except duckdb.CatalogException:
             raise NotReady("the warehouse has no data yet; the initial snapshot is "
                            "still running") from None
+        return json.dumps(payload).encode()
+
+    def answer(name: str, limit: int | None, as_of: str | None) -> Response:
+        moment = parse_as_of(as_of)
+        body = (cache.get((name, limit, moment), lambda: compute(name, limit, moment))
+                if cache else compute(name, limit, moment))
+        return Response(body, media_type="application/json")
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> HTMLResponse:
@@ -60,20 +71,20 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
         return {"status": "ok"}
 
     @app.get("/analytics/orders", summary="Open orders by delivery date and status")
-    def open_orders(status: Literal["open"] = "open", as_of: AsOf = None) -> dict[str, Any]:
+    def open_orders(status: Literal["open"] = "open", as_of: AsOf = None) -> Response:
         return answer("open-orders", None, as_of)
 
     @app.get("/analytics/orders/top", summary="Delivery dates with the most open orders")
-    def top_delivery_dates(limit: Limit = 3, as_of: AsOf = None) -> dict[str, Any]:
+    def top_delivery_dates(limit: Limit = 3, as_of: AsOf = None) -> Response:
         return answer("top-delivery-dates", limit, as_of)
 
     @app.get("/analytics/orders/product", summary="Open pending items by product")
-    def pending_items(as_of: AsOf = None) -> dict[str, Any]:
+    def pending_items(as_of: AsOf = None) -> Response:
         return answer("pending-items", None, as_of)
 
     @app.get("/analytics/orders/customers", summary="Customers with the most pending orders")
     def top_customers(status: Literal["open", "pending"] = "open", limit: Limit = 3,
-                      as_of: AsOf = None) -> dict[str, Any]:
+                      as_of: AsOf = None) -> Response:
         return answer("top-customers", limit, as_of)
 
     @app.get("/analytics/orders/{order_id}/history", summary="One order's versions and moves")

@@ -29,21 +29,33 @@ from acme.cli.sync import (
     stop_on_signals,
 )
 from acme.config import Settings
-from acme.pipeline import SyncOptions, run_sync
+from acme.pipeline import BatchStats, SyncOptions, run_sync
 from acme.ports import check_port_free
 from acme.reports.access import serve_marker, write_serve_marker
+from acme.reports.cache import AnswerCache
 from acme.warehouse.store import Warehouse
 
 
 class LiveWarehouse(ConsoleObserver):
-    """Console progress, plus the warehouse connection the API reads through."""
+    """Console progress, plus the warehouse connection the API reads through and the answers
+    it shares until the next commit."""
 
     def __init__(self, quiet_batches: bool = False):
         super().__init__(quiet_batches)
         self.db: duckdb.DuckDBPyConnection | None = None
+        self.answers = AnswerCache()
 
     def warehouse_opened(self, warehouse: Warehouse) -> None:
         self.db = warehouse.db
+        self.answers.invalidate()
+
+    def snapshot_done(self, rows: int, seconds: float) -> None:
+        super().snapshot_done(rows, seconds)
+        self.answers.invalidate()
+
+    def batch_applied(self, stats: BatchStats) -> None:
+        self.answers.invalidate()
+        super().batch_applied(stats)
 
 
 def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
@@ -52,7 +64,7 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
     """Serve until Ctrl-C/SIGTERM (or `stop`), with the pipeline on a thread."""
     check_port_free(port, host)
     classification = classification_from(settings.terminal_statuses, settings.pending_statuses)
-    app = create_app(lambda: observer.db, classification)
+    app = create_app(lambda: observer.db, classification, observer.answers)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     failure: list[BaseException] = []
 

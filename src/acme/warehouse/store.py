@@ -28,6 +28,7 @@ BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS history",
     "CREATE SCHEMA IF NOT EXISTS current",
     "CREATE SCHEMA IF NOT EXISTS _acme",
+    "CREATE SCHEMA IF NOT EXISTS _stage",  # the open batch's work tables (see merge.py)
     """CREATE TABLE IF NOT EXISTS _acme.checkpoint (
            singleton BOOLEAN PRIMARY KEY DEFAULT true,
            end_lsn UBIGINT NOT NULL,
@@ -48,7 +49,7 @@ BOOTSTRAP = [
            classification VARCHAR NOT NULL,
            built_at TIMESTAMPTZ NOT NULL)""",
 ]
-MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT = "500MB"
 BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_valid_to", "TIMESTAMPTZ"),
                ("_op", "VARCHAR"), ("_lsn", "UBIGINT"))
 
