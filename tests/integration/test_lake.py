@@ -11,7 +11,7 @@ from acme.lake.catalog import open_lake
 from acme.lake.maintenance import maintain_lake
 from acme.lake.writer import LakeWriter
 from acme.source.seed import SeedPlan, seed
-from tests.fix_lake import events, lake_lsns, lake_state
+from tests.fix_lake import assert_lake_mirrors_history, events, lake_lsns, lake_state
 from tests.fix_source import drop_source_db, make_source_db
 from tests.fix_sync import sync_once
 from tests.fix_workload import RandomWorkload, assert_same_state, record_moment, source_state
@@ -46,6 +46,7 @@ def test_lake_rebuilds_every_table_now_and_at_recorded_moments(pg_server, tmp_pa
         sync_once(db, warehouse, lake=str(lake))
 
         assert set(lake_lsns(lake).values()) == {checkpoint_lsn(warehouse)}
+        assert_lake_mirrors_history(lake, warehouse)
         assert_same_state(final, lake_state(lake), "lake now")
         assert len(moments) >= 5
         for number, moment in enumerate(moments):
@@ -76,6 +77,7 @@ def test_a_lake_commit_cut_short_is_caught_up_without_duplicates(source_db, tmp_
             writer.commit()
             assert writer.commit() is None  # nothing left: exactly once
     assert set(lake_lsns(lake_dir).values()) == {checkpoint_lsn(warehouse)}
+    assert_lake_mirrors_history(lake_dir, warehouse)
     assert_same_state(moment.tables, lake_state(lake_dir), "caught up")
     assert_same_state(moment.tables, lake_state(lake_dir, moment.at), "as of")
 
@@ -103,5 +105,6 @@ def test_compaction_and_expiry_bound_the_files_and_keep_the_content(source_db, t
     assert sum(r.files_deleted for r in results) > 0
     assert sum(1 for p in (lake_dir / "warehouse").rglob("*") if p.is_file()) < files_on_disk
     assert set(lake_lsns(lake_dir).values()) == {checkpoint_lsn(warehouse)}
+    assert_lake_mirrors_history(lake_dir, warehouse)
     for number, moment in enumerate(moments):
         assert_same_state(moment.tables, lake_state(lake_dir, moment.at), f"moment {number}")
