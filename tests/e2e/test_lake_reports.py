@@ -7,6 +7,7 @@ import os
 import duckdb
 import psycopg
 
+from acme.lsn import format_lsn
 from acme.reports.access import LocalSource
 from acme.reports.classification import StatusClassification
 from acme.reports.definitions import REPORTS
@@ -67,6 +68,22 @@ def test_daft_engine_equals_duckdb_engine_now_and_as_of(source_db, tmp_path):
     with duckdb.connect(str(warehouse), read_only=True) as db:
         statuses = db.execute("SELECT count(DISTINCT status) FROM history.orders").fetchone()[0]
     assert statuses >= 5
+
+    # Compaction keeps the answers; status shows every table at the warehouse's checkpoint.
+    before = acme("report", "pending-items", "--format", "json", "--engine", "daft", env=env)
+    compacted = acme("lake", "compact", "--keep-minutes", "0", "--min-files", "2",
+                     env={**env, "COLUMNS": "200"})
+    assert compacted.code == 0, compacted.stderr
+    assert "order_items" in compacted.stdout
+    after = acme("report", "pending-items", "--format", "json", "--engine", "daft", env=env)
+    assert json.loads(after.stdout) == json.loads(before.stdout)
+    status = acme("lake", "status", env=env)
+    assert status.code == 0 and expected_lsn(warehouse) in status.stdout, status.stdout
+
+
+def expected_lsn(warehouse) -> str:
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        return format_lsn(db.execute("SELECT end_lsn FROM _acme.checkpoint").fetchone()[0])
 
 
 def test_daft_engine_without_a_lake_is_one_line(tmp_path):
