@@ -44,7 +44,7 @@ TABLE_PROPERTIES = {
     # Each commit adds a manifest; merging keeps their number small without touching data.
     "commit.manifest-merge.enabled": "true",
     "write.metadata.delete-after-commit.enabled": "true",
-    "write.metadata.previous-versions-max": "20",
+    "write.metadata.previous-versions-max": "5",
     "write.parquet.compression-codec": "zstd",
 }
 

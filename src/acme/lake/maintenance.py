@@ -20,7 +20,7 @@ SMALL_FILE_BYTES = 32 * 1024 * 1024
 MIN_FILES_TO_MERGE = 8  # small files in one partition before they are merged
 MERGED_FILE_BYTES = 256 * 1024 * 1024  # a merged file gathers at most this much input
 KEEP_SNAPSHOTS = timedelta(minutes=10)
-KEEP_LAST_SNAPSHOTS = 3
+KEEP_LAST_SNAPSHOTS = 1  # the current one; the reader cut is protected apart
 
 
 @dataclass(frozen=True)
