@@ -2,6 +2,7 @@
 exactly, now and at recorded past moments; a commit cut short is caught up exactly once."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import duckdb
 import psycopg
@@ -104,6 +105,9 @@ def test_compaction_and_expiry_bound_the_files_and_keep_the_content(source_db, t
     assert sum(r.snapshots_expired for r in results) > 0
     assert sum(r.files_deleted for r in results) > 0
     assert sum(1 for p in (lake_dir / "warehouse").rglob("*") if p.is_file()) < files_on_disk
+    data_files = {p.name for p in (lake_dir / "warehouse").rglob("*.parquet")}
+    assert data_files == {Path(f).name for name in lake.table_names()
+                          for f in lake.table(name).inspect.files()["file_path"].to_pylist()}
     assert set(lake_lsns(lake_dir).values()) == {checkpoint_lsn(warehouse)}
     assert_lake_mirrors_history(lake_dir, warehouse)
     for number, moment in enumerate(moments):

@@ -148,7 +148,8 @@ def _lsn(snapshot) -> int | None:
 
 
 def _files_reached(table, snapshots, cache: dict[str, set[str]]) -> set[str]:
-    """Manifest lists, manifests and data files the snapshots reach."""
+    """Manifest lists, manifests and the data files live in the snapshots (a file a
+    manifest lists as deleted belongs to older snapshots only)."""
     files: set[str] = set()
     for snapshot in snapshots:
         files.add(snapshot.manifest_list)
@@ -156,7 +157,7 @@ def _files_reached(table, snapshots, cache: dict[str, set[str]]) -> set[str]:
             if manifest.manifest_path not in cache:
                 cache[manifest.manifest_path] = {
                     entry.data_file.file_path
-                    for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False)}
+                    for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)}
             files.add(manifest.manifest_path)
             files |= cache[manifest.manifest_path]
     return files
