@@ -7,9 +7,9 @@ import os
 import duckdb
 import psycopg
 
+from acme.classification import StatusClassification
 from acme.lsn import format_lsn
 from acme.reports.access import LocalSource
-from acme.reports.classification import StatusClassification
 from acme.reports.definitions import REPORTS
 from acme.reports.lake_engine import LakeSource
 from acme.warehouse.store import Warehouse

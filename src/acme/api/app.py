@@ -9,8 +9,8 @@ import duckdb
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from acme.classification import StatusClassification
 from acme.errors import AcmeError, ConfigError
-from acme.reports.classification import StatusClassification
 from acme.reports.engine import MAX_LIMIT, parse_as_of, run_report
 from acme.reports.serialize import answer_payload, status_payload, story_payload
 from acme.warehouse.inspect import order_story, warehouse_status

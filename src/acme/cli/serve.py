@@ -16,6 +16,7 @@ import typer
 import uvicorn
 
 from acme.api.app import create_app
+from acme.classification import classification_from
 from acme.cli.output import err_console
 from acme.cli.sync import (
     ConsoleObserver,
@@ -31,7 +32,6 @@ from acme.config import Settings
 from acme.pipeline import SyncOptions, run_sync
 from acme.ports import check_port_free
 from acme.reports.access import serve_marker, write_serve_marker
-from acme.reports.classification import classification_from
 from acme.warehouse.store import Warehouse
 
 

@@ -14,17 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from acme.classification import StatusClassification
 from acme.errors import ConfigError, LakeError
 from acme.lake.catalog import Lake, open_lake, require_lake_libraries
 from acme.lake.layout import COMMIT_TIME_PROPERTY, LSN_PROPERTY, key_of
 from acme.lsn import format_lsn
-from acme.reports.classification import StatusClassification
-from acme.reports.definitions import REPORTS, TABLES
+from acme.reports.definitions import REPORTS
 from acme.reports.engine import Freshness, ReportAnswer, check_limit
 from acme.reports.serialize import answer_payload
 
 if TYPE_CHECKING:
     import daft
+
+TABLES = ("orders", "order_items", "products", "customers")
 
 
 @dataclass(frozen=True)
