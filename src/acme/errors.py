@@ -48,3 +48,7 @@ class SeedError(TerminalError):
 
 class WarehouseError(TerminalError):
     """The DuckDB warehouse file cannot be used as asked."""
+
+
+class LakeError(TerminalError):
+    """The Iceberg lake cannot be used as asked (extra not installed, catalog refused)."""

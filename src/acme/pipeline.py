@@ -49,6 +49,8 @@ class SyncOptions:
     batch_changes: int = 100_000
     batch_seconds: float = 0.25
     classification: StatusClassification = StatusClassification()
+    lake: str | None = None  # an Iceberg lake following the warehouse (acme.lake)
+    lake_interval: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class SyncObserver:
     def snapshot_done(self, rows: int, seconds: float) -> None: ...
     def batch_applied(self, stats: BatchStats) -> None: ...
     def connection_lost(self, reason: str, retry_in: float) -> None: ...
+    def lake_committed(self, commit) -> None: ...  # an acme.lake.writer.LakeCommit
+    def lake_failed(self, reason: str) -> None: ...
 
 
 def run_sync(options: SyncOptions, stop: threading.Event | None = None,
@@ -83,22 +87,43 @@ def run_sync(options: SyncOptions, stop: threading.Event | None = None,
                             options.create_slot)
         target_lsn = int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
                          .fetchone()[0])
+        lake = _open_lake(options)  # before the warehouse: a bad lake writes nothing
         warehouse = Warehouse.open(options.warehouse)
         stream = ReplicationStream(options.dsn, options.slot, options.publication)
+        follower = None
         try:
             ensure_model(warehouse, options.classification)
             observer.warehouse_opened(warehouse)
+            if lake is not None:
+                from acme.lake.follower import LakeFollower
+
+                follower = LakeFollower(lake, warehouse, options.lake_interval,
+                                        observer.lake_committed, observer.lake_failed).start()
             if warehouse.checkpoint() is None:
                 # Rows of the copy are valid from before the new slot's first transaction.
                 before_slot = conn.execute("SELECT clock_timestamp()").fetchone()[0]
                 exported = None if slot.exists else stream.create_slot()
                 _snapshot(conn, warehouse, options, exported,
                           before_slot if exported else None, observer)
-            return _follow(stream, warehouse, options, observer, stop,
-                           target_lsn if options.once else None)
+            checkpoint = _follow(stream, warehouse, options, observer, stop,
+                                 target_lsn if options.once else None)
+            if follower is not None:
+                follower, running = None, follower
+                running.stop()  # a last lake commit of all the warehouse holds
+            return checkpoint
         finally:
+            if follower is not None:
+                follower.stop(final_commit=False)
             stream.close()
             warehouse.close()
+
+
+def _open_lake(options: SyncOptions):
+    if options.lake is None:
+        return None
+    from acme.lake.catalog import open_lake
+
+    return open_lake(options.lake, create=True)
 
 
 def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOptions,

@@ -7,7 +7,7 @@ import psycopg
 import psycopg2
 import typer
 
-from acme.cli import demo, report, serve, source, sync
+from acme.cli import demo, lake, report, serve, source, sync
 from acme.cli.output import err_console
 from acme.errors import AcmeError
 
@@ -24,6 +24,7 @@ app.command()(serve.serve)
 app.command()(report.report)
 app.command()(report.status)
 app.add_typer(report.history_app, name="history")
+app.add_typer(lake.app, name="lake")
 
 _debug = {"on": False}
 

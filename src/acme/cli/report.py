@@ -28,14 +28,28 @@ class Format(StrEnum):
     json = "json"
 
 
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    daft = "daft"
+
+
 WarehouseOption = typer.Option(None, "--warehouse", help="DuckDB file [ACME_WAREHOUSE].")
 
 
-def _answers(warehouse: Path | None) -> tuple[AnswerSource, Settings]:
+def _answers(warehouse: Path | None, engine: Engine = Engine.duckdb,
+             lake: str | None = None) -> tuple[AnswerSource, Settings]:
     settings = Settings()
-    path = warehouse or settings.warehouse
-    return open_answers(path, classification_from(settings.terminal_statuses,
-                                                  settings.pending_statuses)), settings
+    classification = classification_from(settings.terminal_statuses,
+                                         settings.pending_statuses)
+    if engine is Engine.daft:
+        location = lake or settings.lake
+        if not location:
+            raise ConfigError("--engine daft reads the Iceberg lake: give --lake DIR "
+                              "(or catalog:NAME), or set ACME_LAKE")
+        from acme.reports.lake_engine import LakeSource
+
+        return LakeSource.open(location, classification), settings
+    return open_answers(warehouse or settings.warehouse, classification), settings
 
 
 def _render_table(payload: dict[str, Any]) -> None:
@@ -58,7 +72,11 @@ def report(name: str = typer.Argument(..., help=f"One of: {', '.join(REPORTS)}, 
            output: Path = typer.Option(None, "--output", help="Write to this file."),
            output_dir: Path = typer.Option(None, "--output-dir",
                                            help="With 'all': write one CSV per report."),
-           warehouse: Path = WarehouseOption) -> None:
+           warehouse: Path = WarehouseOption,
+           engine: Engine = typer.Option(Engine.duckdb, "--engine",
+                                         help="duckdb: the warehouse; daft: the Iceberg lake."),
+           lake: str = typer.Option(None, "--lake",
+                                    help="The lake --engine daft reads [ACME_LAKE].")) -> None:
     """Answer a business report, now or as of a past time."""
     if name != "all" and name not in REPORTS:
         raise ConfigError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}, all")
@@ -66,7 +84,7 @@ def report(name: str = typer.Argument(..., help=f"One of: {', '.join(REPORTS)}, 
         raise ConfigError("`acme report all` needs --output-dir DIR")
     check_limit(limit)
     moment = parse_as_of(as_of)
-    answers, _ = _answers(warehouse)
+    answers, _ = _answers(warehouse, engine, lake)
     try:
         if name == "all":
             output_dir.mkdir(parents=True, exist_ok=True)

@@ -27,18 +27,25 @@ SlotOption = typer.Option(None, "--slot", help="Replication slot [ACME_SLOT].")
 PublicationOption = typer.Option(None, "--publication", help="Publication [ACME_PUBLICATION].")
 NoCreateSlotOption = typer.Option(False, "--no-create-slot",
                                   help="Fail if the slot does not exist.")
+LakeOption = typer.Option(None, "--lake", help="Also commit the history to Iceberg tables: a "
+                          "directory, or catalog:NAME from pyiceberg's config [ACME_LAKE].")
+LakeIntervalOption = typer.Option(None, "--lake-interval", min=0.1,
+                                  help="Seconds between lake commits (default 10) "
+                                       "[ACME_LAKE_INTERVAL].")
 
 
 def options_from(settings: Settings, dsn: str | None, warehouse: Path | None,
                  slot: str | None, publication: str | None, once: bool,
-                 create_slot: bool) -> SyncOptions:
+                 create_slot: bool, lake: str | None = None,
+                 lake_interval: float | None = None) -> SyncOptions:
     """Flags over settings (environment, acme.toml)."""
     return SyncOptions(
         dsn=dsn or settings.source_dsn, warehouse=warehouse or settings.warehouse,
         slot=slot or settings.slot, publication=publication or settings.publication,
         once=once, create_slot=create_slot,
         classification=classification_from(settings.terminal_statuses,
-                                            settings.pending_statuses))
+                                            settings.pending_statuses),
+        lake=lake or settings.lake, lake_interval=lake_interval or settings.lake_interval)
 
 
 class ConsoleObserver(SyncObserver):
@@ -89,9 +96,17 @@ class ConsoleObserver(SyncObserver):
                               f"{format_lsn(stats.end_lsn)}; lag {self.last_lag_ms:.0f} ms",
                               highlight=False)
 
-
     def connection_lost(self, reason: str, retry_in: float) -> None:
         err_console.print(f"{reason}; reconnecting in {retry_in:.0f}s", highlight=False)
+
+    def lake_committed(self, commit) -> None:
+        if not self.quiet_batches:
+            err_console.print(f"lake at {format_lsn(commit.lsn)}: {commit.versions:,} versions, "
+                              f"{commit.tombstones:,} deletes in {commit.seconds:.2f}s",
+                              highlight=False)
+
+    def lake_failed(self, reason: str) -> None:
+        err_console.print(f"lake commit failed (retrying): {reason}", highlight=False)
 
 
 def stop_on_signals() -> threading.Event:
@@ -106,10 +121,10 @@ def sync(once: bool = typer.Option(False, "--once",
                                    help="Stop once caught up with the source's WAL at start."),
          dsn: str = DsnOption, warehouse: Path = WarehouseOption, slot: str = SlotOption,
          publication: str = PublicationOption, no_create_slot: bool = NoCreateSlotOption,
-         ) -> None:
+         lake: str = LakeOption, lake_interval: float = LakeIntervalOption) -> None:
     """Capture changes from the source into the DuckDB warehouse (snapshot, then stream)."""
     options = options_from(Settings(), dsn, warehouse, slot, publication, once,
-                           not no_create_slot)
+                           not no_create_slot, lake, lake_interval)
     checkpoint = run_sync(options, stop_on_signals(), ConsoleObserver())
     when = checkpoint.commit_time.isoformat() if checkpoint.commit_time else "-"
     console.print(f"warehouse {options.warehouse} at {format_lsn(checkpoint.end_lsn)} "
