@@ -2,6 +2,9 @@
 
 Streamed row changes are staged per table (`stage_table`: text values as received, plus `_seq`,
 `_op`, `_commit_ts`, `_lsn`, `_unchanged`), then merged set-based:
+The work tables are TEMP tables of the writer's connection: no reader sees them, committing
+them costs nothing, and DuckDB spills them to disk past its memory limit, so a batch of any
+size fits.
 1. net changes (`net_table`): text cast to the column types; an unchanged-TOAST value taken
    from the row's previous image in the stage, else from `current`; one row per key and
    transaction (its net effect: the source's other sessions never saw the states in between),
@@ -13,10 +16,6 @@ Streamed row changes are staged per table (`stage_table`: text values as receive
 
 from acme.warehouse.tables import TableSpec, quote
 
-# Work tables of the open batch. Persistent, not TEMP: DuckDB writes a large transaction's
-# rows of a persistent table out to the file as they come, so staging stays within the memory
-# limit; they are dropped before the batch commits, so no reader ever sees them.
-SCRATCH = "_stage"
 VERSION_OP = "CASE _op WHEN 'I' THEN 'insert' ELSE 'update' END"
 STAGE_BOOKKEEPING = (("_seq", "BIGINT"), ("_op", "VARCHAR"), ("_commit_ts", "TIMESTAMPTZ"),
                      ("_lsn", "UBIGINT"), ("_unchanged", "VARCHAR[]"))
@@ -27,11 +26,11 @@ def literal(text: str) -> str:
 
 
 def stage_table(spec: TableSpec) -> str:
-    return f"{SCRATCH}.{quote(f'rows_{spec.name}')}"
+    return quote(f"rows_{spec.name}")
 
 
 def net_table(spec: TableSpec) -> str:
-    return f"{SCRATCH}.{quote(f'net_{spec.name}')}"
+    return quote(f"net_{spec.name}")
 
 
 def key_match(spec: TableSpec, left: str, right: str) -> str:
@@ -49,7 +48,7 @@ def _columns(spec: TableSpec) -> str:
 def create_stage_sql(spec: TableSpec) -> str:
     columns = [f"{name} {kind}" for name, kind in STAGE_BOOKKEEPING]
     columns += [f"{quote(name)} VARCHAR" for name in spec.column_names]
-    return f"CREATE OR REPLACE TABLE {stage_table(spec)} ({', '.join(columns)})"
+    return f"CREATE OR REPLACE TEMP TABLE {stage_table(spec)} ({', '.join(columns)})"
 
 
 def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
@@ -81,7 +80,7 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
         typed = f"SELECT _seq, _op, _commit_ts, _lsn, {values} FROM {stage_table(spec)}"
     columns = _columns(spec)
     return f"""
-        CREATE OR REPLACE TABLE {net_table(spec)} AS
+        CREATE OR REPLACE TEMP TABLE {net_table(spec)} AS
         SELECT _seq, _op, _commit_ts, _lsn, {columns},
                lead(_commit_ts) OVER (PARTITION BY {keys} ORDER BY _seq) AS _next_ts
         FROM (SELECT _seq, _commit_ts, _lsn, {columns},

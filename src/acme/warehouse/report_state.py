@@ -63,7 +63,7 @@ class StateTable:
             for m in self.measures)
         return (
             f"""
-            CREATE OR REPLACE TABLE _stage.state_versions AS
+            CREATE OR REPLACE TEMP TABLE state_versions AS
             SELECT {', '.join(f'e.{g}' for g in groups)}, e._t AS _valid_from,
                    lead(e._t) OVER w AS _valid_to, {running}
             FROM (SELECT * FROM (
@@ -76,15 +76,15 @@ class StateTable:
             WINDOW w AS (PARTITION BY {', '.join(f'e.{g}' for g in groups)} ORDER BY e._t)""",
             f"""
             UPDATE {self.qualified} AS s SET _valid_to = v._first
-            FROM (SELECT {group_list}, min(_valid_from) AS _first FROM _stage.state_versions
+            FROM (SELECT {group_list}, min(_valid_from) AS _first FROM state_versions
                   GROUP BY ALL) AS v
             WHERE s._valid_to IS NULL AND {same_v}""",
             f"""
             INSERT INTO {self.qualified} ({group_list}, {', '.join(self.measures)},
                                           _valid_from, _valid_to)
             SELECT {group_list}, {', '.join(self.measures)}, _valid_from, _valid_to
-            FROM _stage.state_versions WHERE {self.exists}""",
-            "DROP TABLE _stage.state_versions",
+            FROM state_versions WHERE {self.exists}""",
+            "DROP TABLE state_versions",
         )
 
     def close_all_sql(self) -> str:
@@ -160,52 +160,52 @@ HISTORY_ORDERS = ("(SELECT order_id, delivery_date, status, customer_id, "
 HISTORY_ITEMS = ("(SELECT order_item_id, order_id, product_id, quanity, "
                  "_valid_from AS _vf, _valid_to AS _vt FROM history.order_items)")
 
-# The touched keys' intervals in one batch, from `_stage.net_orders`/`_stage.net_order_items`
+# The touched keys' intervals in one batch, from `net_orders`/`net_order_items`
 # (the batch's versions, `_next_ts` their end) and `current` as it was before the batch (open since
 # -infinity, until the key's first change). Items of touched orders count too, and the
 # orders of touched items.
 BATCH_INTERVALS = (
     f"""
-    CREATE OR REPLACE TABLE _stage.batch_orders AS
+    CREATE OR REPLACE TEMP TABLE batch_orders AS
     SELECT c.order_id, c.delivery_date, c.status, c.customer_id,
            {MINUS_INFINITY} AS _vf, f._first AS _vt
     FROM current.orders AS c
-    JOIN (SELECT order_id, min(_commit_ts) AS _first FROM _stage.net_orders GROUP BY ALL) AS f
+    JOIN (SELECT order_id, min(_commit_ts) AS _first FROM net_orders GROUP BY ALL) AS f
       ON f.order_id = c.order_id
     UNION ALL
     SELECT order_id, delivery_date, status, customer_id, _commit_ts, _next_ts
-    FROM _stage.net_orders WHERE _op <> 'D'""",
+    FROM net_orders WHERE _op <> 'D'""",
     f"""
-    CREATE OR REPLACE TABLE _stage.batch_items AS
+    CREATE OR REPLACE TEMP TABLE batch_items AS
     SELECT c.order_item_id, c.order_id, c.product_id, c.quanity,
            {MINUS_INFINITY} AS _vf, f._first AS _vt
     FROM current.order_items AS c
-    JOIN (SELECT order_item_id, min(_commit_ts) AS _first FROM _stage.net_order_items
+    JOIN (SELECT order_item_id, min(_commit_ts) AS _first FROM net_order_items
           GROUP BY ALL) AS f ON f.order_item_id = c.order_item_id
     UNION ALL
     SELECT order_item_id, order_id, product_id, quanity, _commit_ts, _next_ts
-    FROM _stage.net_order_items WHERE _op <> 'D'
+    FROM net_order_items WHERE _op <> 'D'
     UNION ALL
     SELECT c.order_item_id, c.order_id, c.product_id, c.quanity, {MINUS_INFINITY}, NULL
     FROM current.order_items AS c
-    WHERE c.order_id IN (SELECT order_id FROM _stage.net_orders)
-      AND c.order_item_id NOT IN (SELECT order_item_id FROM _stage.net_order_items)""",
+    WHERE c.order_id IN (SELECT order_id FROM net_orders)
+      AND c.order_item_id NOT IN (SELECT order_item_id FROM net_order_items)""",
 )
 
 
 def batch_pending_orders_sql(classification: StatusClassification) -> str:
     _, is_pending = _status_sql(classification, "c.status")
     return f"""
-    CREATE OR REPLACE TABLE _stage.batch_pending_orders AS
-    SELECT order_id, _vf, _vt FROM {pending_orders_sql(classification, '_stage.batch_orders')}
+    CREATE OR REPLACE TEMP TABLE batch_pending_orders AS
+    SELECT order_id, _vf, _vt FROM {pending_orders_sql(classification, 'batch_orders')}
     UNION ALL
     SELECT c.order_id, {MINUS_INFINITY}, NULL FROM current.orders AS c
-    WHERE c.order_id IN (SELECT order_id FROM _stage.batch_items)
-      AND c.order_id NOT IN (SELECT order_id FROM _stage.net_orders) AND {is_pending}"""
+    WHERE c.order_id IN (SELECT order_id FROM batch_items)
+      AND c.order_id NOT IN (SELECT order_id FROM net_orders) AND {is_pending}"""
 
 
 EMPTY_NET = """
-    CREATE OR REPLACE TABLE _stage."net_{table}" AS
+    CREATE OR REPLACE TEMP TABLE "net_{table}" AS
     SELECT NULL::BIGINT AS _seq, NULL::VARCHAR AS _op, NULL::TIMESTAMPTZ AS _commit_ts,
            NULL::UBIGINT AS _lsn, *, NULL::TIMESTAMPTZ AS _next_ts
     FROM current.{table} LIMIT 0"""
@@ -253,14 +253,14 @@ class ReportState:
         for statement in BATCH_INTERVALS:
             self.db.execute(statement)
         self.db.execute(batch_pending_orders_sql(self.classification))
-        events = events_sql(self.classification, "_stage.batch_orders", "_stage.batch_items",
-                            "_stage.batch_pending_orders")
+        events = events_sql(self.classification, "batch_orders", "batch_items",
+                            "batch_pending_orders")
         for table in STATE_TABLES:
             for statement in table.apply_sql(events[table]):
                 self.db.execute(statement)
         for table in ("batch_orders", "batch_items", "batch_pending_orders",
                       *(f"net_{t}" for t in NEEDED if t not in touched)):
-            self.db.execute(f"DROP TABLE _stage.{table}")
+            self.db.execute(f"DROP TABLE {table}")
 
     def truncated(self, table: str, commit_time: datetime) -> None:
         """A TRUNCATE of orders or order_items at `commit_time` ends all they counted."""

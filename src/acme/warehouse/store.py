@@ -28,7 +28,6 @@ BOOTSTRAP = [
     "CREATE SCHEMA IF NOT EXISTS history",
     "CREATE SCHEMA IF NOT EXISTS current",
     "CREATE SCHEMA IF NOT EXISTS _acme",
-    "CREATE SCHEMA IF NOT EXISTS _stage",  # the open batch's work tables (see merge.py)
     """CREATE TABLE IF NOT EXISTS _acme.checkpoint (
            singleton BOOLEAN PRIMARY KEY DEFAULT true,
            end_lsn UBIGINT NOT NULL,
