@@ -9,6 +9,8 @@ copy's snapshot, are skipped.
 import gc
 import threading
 import time
+from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +20,7 @@ from acme.capture.catalog import check_source, published_tables
 from acme.capture.pgoutput import Begin, decode
 from acme.capture.replication import CreatedSlot, ReplicationStream
 from acme.capture.snapshot import SnapshotReader, begin_snapshot, estimated_rows
-from acme.capture.transactions import Transaction, TransactionAssembler
+from acme.capture.transactions import RowChange, Transaction, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
 from acme.errors import SlotInUse, TransientError
 from acme.reports.classification import StatusClassification
@@ -57,6 +59,8 @@ class BatchStats:
     last_commit_time: datetime
     applied_at: float  # time.time() when the DuckDB commit returned
     seconds: float
+    # (table, op) -> changes, op one of I, U, D, T (truncate); for metrics and logs
+    changes_by_table: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 class SyncObserver:
@@ -68,6 +72,7 @@ class SyncObserver:
     def snapshot_done(self, rows: int, seconds: float) -> None: ...
     def batch_applied(self, stats: BatchStats) -> None: ...
     def connection_lost(self, reason: str, retry_in: float) -> None: ...
+    def error(self, error: Exception) -> None: ...  # a failure retried (then connection_lost)
 
 
 def run_sync(options: SyncOptions, stop: threading.Event | None = None,
@@ -121,6 +126,7 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
                 raise
             if time.monotonic() - connected_at > RETRY_MAX_SECONDS:
                 delay = RETRY_FIRST_SECONDS  # it had been healthy: a fresh outage
+            observer.error(error)
             observer.connection_lost(str(error), delay)
             if stop.wait(delay):
                 return warehouse.checkpoint()
@@ -290,5 +296,18 @@ class _Streamer:
             self.observer.batch_applied(BatchStats(
                 len(batch.transactions), changes, batch.checkpoint.end_lsn,
                 batch.transactions[0].commit_time, batch.transactions[-1].commit_time,
-                time.time(), time.monotonic() - batch.started))
+                time.time(), time.monotonic() - batch.started,
+                changes_by_table(batch.transactions)))
         self.stream.confirm(batch.checkpoint.end_lsn)
+
+
+def changes_by_table(transactions: list[Transaction]) -> dict[tuple[str, str], int]:
+    """Row changes per (table, op) of a batch; a truncate counts once per table."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for transaction in transactions:
+        for change in transaction.changes:
+            if isinstance(change, RowChange):
+                counts[(change.relation.name, change.op)] += 1
+            else:
+                counts.update((relation.name, "T") for relation in change.relations)
+    return dict(counts)

@@ -18,6 +18,7 @@ from rich.progress import (
 from acme.cli.output import console, err_console
 from acme.config import Settings
 from acme.lsn import format_lsn
+from acme.observe.logs import LogObserver, json_enabled
 from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
 from acme.reports.classification import classification_from
 
@@ -89,9 +90,13 @@ class ConsoleObserver(SyncObserver):
                               f"{format_lsn(stats.end_lsn)}; lag {self.last_lag_ms:.0f} ms",
                               highlight=False)
 
-
     def connection_lost(self, reason: str, retry_in: float) -> None:
         err_console.print(f"{reason}; reconnecting in {retry_in:.0f}s", highlight=False)
+
+
+def progress_observer(quiet_batches: bool = False) -> SyncObserver:
+    """JSON log events with --log-format json, else the console's lines."""
+    return LogObserver() if json_enabled() else ConsoleObserver(quiet_batches)
 
 
 def stop_on_signals() -> threading.Event:
@@ -110,7 +115,7 @@ def sync(once: bool = typer.Option(False, "--once",
     """Capture changes from the source into the DuckDB warehouse (snapshot, then stream)."""
     options = options_from(Settings(), dsn, warehouse, slot, publication, once,
                            not no_create_slot)
-    checkpoint = run_sync(options, stop_on_signals(), ConsoleObserver())
+    checkpoint = run_sync(options, stop_on_signals(), progress_observer())
     when = checkpoint.commit_time.isoformat() if checkpoint.commit_time else "-"
     console.print(f"warehouse {options.warehouse} at {format_lsn(checkpoint.end_lsn)} "
                   f"(source commit {when})")
