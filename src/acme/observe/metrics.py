@@ -47,7 +47,7 @@ class PipelineMetrics(SyncObserver):
         self.batch_seconds = Histogram("acme_batch_apply_duration_seconds",
                                        "Time to apply and commit one micro-batch",
                                        buckets=APPLY_BUCKETS, **into)
-        self.snapshot_rows = Counter("acme_snapshot_rows_copied",
+        self.snapshot_copied = Counter("acme_snapshot_rows_copied",
                                      "Rows copied by the initial snapshot", ["table"], **into)
         self.snapshot_estimated = Gauge("acme_snapshot_rows_estimated",
                                         "Rows the source estimates per table at snapshot",
@@ -77,7 +77,7 @@ class PipelineMetrics(SyncObserver):
         self.snapshot_estimated.labels(name).set(estimated_rows)
 
     def snapshot_rows(self, rows: int) -> None:
-        self.snapshot_rows.labels(self._snapshot_table).inc(rows)
+        self.snapshot_copied.labels(self._snapshot_table).inc(rows)
 
     def snapshot_done(self, rows: int, seconds: float) -> None:
         self.snapshot_running.set(0)

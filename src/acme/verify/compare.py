@@ -257,6 +257,9 @@ def _pairs(conn: psycopg.Connection, db: duckdb.DuckDBPyConnection,
 def _warehouse_specs(db: duckdb.DuckDBPyConnection) -> dict[str, TableSpec]:
     cursor = db.cursor()
     try:
+        if cursor.execute("SELECT 1 FROM _acme.checkpoint").fetchone() is None:
+            raise WarehouseError("the warehouse holds no data yet (its initial snapshot is "
+                                 "still running); try again once it is in")
         rows = cursor.execute(
             """SELECT t.name, t.key_columns, c.column_name, c.data_type
                FROM _acme.tables AS t JOIN information_schema.columns AS c
