@@ -5,6 +5,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 
 from acme.ports import free_port
 from acme.source.seed import SeedPlan, seed
+from tests.fix_source import SourceDB
 
 
 @dataclass
@@ -22,25 +25,35 @@ class Served:
     env: dict
     process: subprocess.Popen
     url: str
+    stderr_path: Path
+
+    def stop(self) -> tuple[int, str]:
+        """Ctrl-C the server; returns its exit code and what it wrote on stderr."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=60)
+        return code, self.stderr_path.read_text()
 
 
-@pytest.fixture
-def served(source_db, tmp_path):
-    """`acme serve` on a source seeded with 3000 orders, once its snapshot is in."""
-    seed(source_db.app_dsn, SeedPlan.for_orders(3000, seed=2))
+@contextmanager
+def serving(db: SourceDB, warehouse: Path, **env_extra: str) -> Iterator[Served]:
+    """`acme serve` on `db`, yielded once its initial snapshot is in; stopped after."""
     port = free_port()
-    warehouse = tmp_path / "api.duckdb"
-    env = {**os.environ, "ACME_SOURCE_DSN": source_db.cdc_dsn, "ACME_WAREHOUSE": str(warehouse),
-           "ACME_SLOT": source_db.slot}
-    process = subprocess.Popen([sys.executable, "-m", "acme", "serve", "--port", str(port)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    env = {**os.environ, "ACME_SOURCE_DSN": db.cdc_dsn, "ACME_WAREHOUSE": str(warehouse),
+           "ACME_SLOT": db.slot, **env_extra}
+    # stderr goes to a file: a pipe nobody reads could fill up and block the server.
+    stderr_path = warehouse.parent / f"{warehouse.name}.serve.log"
+    with stderr_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "acme", "serve", "--port",
+                                    str(port)], env=env, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     client = httpx.Client(base_url=url, timeout=60)
+    served = Served(client, warehouse, env, process, url, stderr_path)
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert process.poll() is None, process.stderr.read()
+            if process.poll() is not None:
+                raise AssertionError(f"acme serve exited: {stderr_path.read_text()}")
             try:
                 status = client.get("/status")
                 if status.status_code == 200 and status.json()["checkpoint_lsn"]:
@@ -49,9 +62,17 @@ def served(source_db, tmp_path):
                 pass
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        yield Served(client, warehouse, env, process, url)
+        yield served
     finally:
         client.close()
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=60)
+
+
+@pytest.fixture
+def served(source_db, tmp_path):
+    """`acme serve` on a source seeded with 3000 orders, once its snapshot is in."""
+    seed(source_db.app_dsn, SeedPlan.for_orders(3000, seed=2))
+    with serving(source_db, tmp_path / "api.duckdb") as running:
+        yield running
