@@ -80,8 +80,13 @@ function ready(card, url) {
 }
 
 const label = value => (value === null || value === undefined ? "(none)" : String(value));
+// Long names are shortened on the axis only (the chart's data and the table keep them whole).
+const shortLabel = { callback(value) {
+  const text = this.getLabelForValue(value);
+  return text.length > 24 ? `${text.slice(0, 23)}…` : text;
+} };
 const horizontal = { indexAxis: "y", plugins: { legend: { display: false } },
-                     scales: { x: { beginAtZero: true } } };
+                     scales: { x: { beginAtZero: true }, y: { ticks: shortLabel } } };
 
 // Each report card: its endpoint, and how its answer becomes a chart and a table.
 const PANELS = {
@@ -176,9 +181,9 @@ async function refreshLag() {
       labels: lagSamples.map(s => clock(s.at)),
       datasets: [
         { label: "lag behind the source (s)", data: lagSamples.map(s => s.lag),
-          borderColor: PALETTE[2], backgroundColor: PALETTE[2], pointRadius: 0 },
+          borderColor: PALETTE[2], backgroundColor: PALETTE[2], pointRadius: 1.5 },
         { label: "age of the last applied commit (s)", data: lagSamples.map(s => s.age),
-          borderColor: PALETTE[0], backgroundColor: PALETTE[0], pointRadius: 0 },
+          borderColor: PALETTE[0], backgroundColor: PALETTE[0], pointRadius: 1.5 },
       ],
     }, { scales: { y: { beginAtZero: true, title: { display: true, text: "seconds" } },
                    x: { ticks: { maxTicksLimit: 6 } } } });
