@@ -6,10 +6,9 @@ confirmed position; transactions at or below the checkpoint, or already seen by 
 copy's snapshot, are skipped.
 """
 
-import gc
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,14 +19,16 @@ from acme.capture.catalog import check_source, published_tables
 from acme.capture.pgoutput import Begin, decode
 from acme.capture.replication import CreatedSlot, ReplicationStream
 from acme.capture.snapshot import SnapshotReader, begin_snapshot, estimated_rows
-from acme.capture.transactions import RowChange, Transaction, TransactionAssembler
+from acme.capture.transactions import Committed, RowChange, TableTruncate, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
+from acme.classification import StatusClassification
 from acme.errors import SlotInUse, TransientError
-from acme.reports.classification import StatusClassification
 from acme.source.connect import connect
 from acme.warehouse.apply import BatchApplier
 from acme.warehouse.load import load_table
 from acme.warehouse.model import ensure_model
+from acme.warehouse.report_state import ReportState
+from acme.warehouse.stage import ChangeStager
 from acme.warehouse.store import Checkpoint, Warehouse
 
 ROW_MESSAGE_KINDS = (b"I", b"U", b"D", b"T")
@@ -35,6 +36,7 @@ IDLE_POLL_SECONDS = 0.05
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
 KEEPALIVE_ASK_SECONDS = 1.0
+MAX_QUEUED_CHUNKS = 4  # staging tasks waiting for the apply thread: bounds memory
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,7 @@ def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: Create
                 rows += load_table(warehouse, known, table.spec, reader.batches(table),
                                    valid_from, point.wal_lsn, observer.snapshot_rows)
             ensure_model(warehouse, options.classification)
+            ReportState(warehouse.db, options.classification).ensure(set(known))
             warehouse.write_checkpoint(checkpoint)
     finally:
         reader.close()
@@ -165,61 +168,67 @@ def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: Create
 
 @dataclass(frozen=True)
 class _InFlight:
-    """A batch handed to the apply thread, not yet known to be committed."""
+    """A batch whose commit was handed to the apply thread, not yet known to be committed."""
 
     done: Future
     checkpoint: Checkpoint
-    transactions: list[Transaction]
+    transactions: int
+    changes: int
+    first_commit_time: datetime | None
+    last_commit_time: datetime | None
     started: float
+    changes_by_table: Counter[tuple[str, str]]
 
 
 @dataclass
 class _Streamer:
-    """Reads and decodes the stream while the previous batch is applied on another thread
-    (DuckDB releases the GIL), so decoding and applying overlap on two cores."""
+    """Reads and decodes the stream while the apply thread stages and merges (DuckDB releases
+    the GIL), so decoding and applying overlap on two cores. Row changes go to the apply
+    thread in bounded chunks as they arrive: no batch or transaction is held here."""
 
     stream: ReplicationStream
     warehouse: Warehouse
     options: SyncOptions
     checkpoint: Checkpoint
     observer: SyncObserver
-    pending: list[Transaction] = field(default_factory=list)
-    pending_changes: int = 0
+    begin: Begin | None = None
+    batch_transactions: int = 0
+    batch_changes: int = 0
+    batch_by_table: Counter[tuple[str, str]] = field(default_factory=Counter)
     batch_started: float = 0.0
+    first_commit_time: datetime | None = None
     seen_end_lsn: int = 0
     seen_commit_time: datetime | None = None
     skipping: bool = False
     in_flight: _InFlight | None = None
+    queued: deque = field(default_factory=deque)
+    failed: bool = False
 
     def __post_init__(self) -> None:
-        self.applier = BatchApplier(self.warehouse)
+        self.applier = BatchApplier(self.warehouse, self.options.classification)
         self.assembler = TransactionAssembler()
+        self.stager = ChangeStager()
         self.visibility: SnapshotVisibility | None = self.checkpoint.visibility
         self.seen_end_lsn = self.checkpoint.end_lsn
         self.seen_commit_time = self.checkpoint.commit_time
 
     def run(self, stop: threading.Event, target_lsn: int | None) -> Checkpoint:
-        # Pending batches hold hundreds of thousands of small objects and no cycles: the
-        # default collector would rescan them every few hundred allocations.
-        thresholds = gc.get_threshold()
-        gc.set_threshold(50_000, 20, 100)
-        try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply") as apply_thread:
-                try:
-                    return self._loop(apply_thread, stop, target_lsn)
-                finally:
-                    if self.in_flight is not None:
-                        self.in_flight.done.exception()  # let it finish before the file closes
-        finally:
-            gc.set_threshold(*thresholds)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply") as apply_thread:
+            self.apply_thread = apply_thread
+            try:
+                return self._loop(stop, target_lsn)
+            finally:
+                for task in [*self.queued, *([self.in_flight.done] if self.in_flight else [])]:
+                    task.exception()  # let it finish before the file closes
+                if self.failed or self.applier.in_batch:
+                    apply_thread.submit(self.applier.abort).result()
 
-    def _loop(self, apply_thread: ThreadPoolExecutor, stop: threading.Event,
-              target_lsn: int | None) -> Checkpoint:
+    def _loop(self, stop: threading.Event, target_lsn: int | None) -> Checkpoint:
         last_ask = 0.0
         while True:
             between_transactions = not self.assembler.in_transaction
             if stop.is_set() and between_transactions:
-                self._flush(apply_thread)
+                self._flush()
                 self._settle()
                 return self.checkpoint
             message = self.stream.read()
@@ -229,15 +238,21 @@ class _Streamer:
                     continue
                 decoded = decode(message.payload)
                 if isinstance(decoded, Begin):
+                    self.begin = decoded
                     self.skipping = self._already_held(decoded.xid, decoded.final_lsn)
-                transaction = self.assembler.feed(decoded)
-                if transaction is not None and self._take(transaction):
-                    self._flush(apply_thread)
+                for event in self.assembler.feed(decoded):
+                    if isinstance(event, RowChange):
+                        self._stage_row(event)
+                    elif isinstance(event, Committed):
+                        if self._committed(event):
+                            self._flush()
+                    else:
+                        self._truncate(event)
                 continue
             if not between_transactions:
                 self.stream.wait(IDLE_POLL_SECONDS)
                 continue
-            self._flush(apply_thread)
+            self._flush()
             self._settle()
             # Everything received is applied: the server's sent position is safe to confirm.
             sent = self.stream.server_sent_lsn
@@ -257,33 +272,72 @@ class _Streamer:
             return True
         return self.visibility is not None and self.visibility.saw(xid)
 
-    def _take(self, transaction: Transaction) -> bool:
-        """Queue a committed transaction; returns whether the batch is due."""
-        self.seen_end_lsn = max(self.seen_end_lsn, transaction.end_lsn)
-        self.seen_commit_time = transaction.commit_time
-        if self.skipping or not transaction.changes:
+    def _stage_row(self, change: RowChange) -> None:
+        if not self.batch_changes:
+            self.batch_started = time.monotonic()
+        self.batch_changes += 1
+        self.batch_by_table[(change.relation.name, change.op)] += 1
+        chunk = self.stager.add(change, self.begin.commit_time, self.begin.final_lsn)
+        if chunk is not None:
+            self._submit(self.applier.stage, chunk)
+
+    def _truncate(self, truncate: TableTruncate) -> None:
+        for chunk in self.stager.drain():
+            self._submit(self.applier.stage, chunk)
+        self._submit(self.applier.truncate, truncate.relations, self.begin.commit_time)
+        self.batch_changes += 1
+        self.batch_by_table.update((relation.name, "T") for relation in truncate.relations)
+
+    def _committed(self, commit: Committed) -> bool:
+        """Note a committed transaction; returns whether the batch is due."""
+        self.seen_end_lsn = max(self.seen_end_lsn, commit.end_lsn)
+        self.seen_commit_time = commit.commit_time
+        if self.skipping:
             self.skipping = False
             return False
-        if not self.pending:
-            self.batch_started = time.monotonic()
-        self.pending.append(transaction)
-        self.pending_changes += len(transaction.changes)
-        return (self.pending_changes >= self.options.batch_changes
+        if not self.batch_changes:
+            return False
+        self.batch_transactions += 1
+        self.first_commit_time = self.first_commit_time or commit.commit_time
+        return (self.batch_changes >= self.options.batch_changes
                 or time.monotonic() - self.batch_started >= self.options.batch_seconds)
 
-    def _flush(self, apply_thread: ThreadPoolExecutor) -> None:
-        """Hand the pending batch to the apply thread (after the previous one committed)."""
+    def _submit(self, task, *args) -> Future:
+        """Run `task` on the apply thread after what is queued; nothing runs after a failure
+        (a later commit must never land without the batch before it)."""
+        def guarded():
+            if self.failed:
+                raise RuntimeError("an earlier apply step failed")
+            try:
+                return task(*args)
+            except BaseException:
+                self.failed = True
+                raise
+
+        future = self.apply_thread.submit(guarded)
+        self.queued.append(future)
+        while self.queued and (self.queued[0].done() or len(self.queued) > MAX_QUEUED_CHUNKS):
+            self.queued.popleft().result()  # bounded memory; raises the first failure
+        return future
+
+    def _flush(self) -> None:
+        """Hand the batch's commit to the apply thread (after the previous one committed)."""
         if self.seen_end_lsn <= max(self.stream.flushed, self.checkpoint.end_lsn) \
-                and not self.pending:
+                and not self.batch_changes:
             return
         self._settle()
+        for chunk in self.stager.drain():
+            self._submit(self.applier.stage, chunk)
         # Even a batch of only skipped transactions moves the checkpoint, so a restart
         # resumes past them without decoding them again.
         checkpoint = Checkpoint(self.seen_end_lsn, self.seen_commit_time, self.visibility)
-        done = apply_thread.submit(self.applier.apply, self.pending, checkpoint)
-        self.in_flight = _InFlight(done, checkpoint, self.pending, time.monotonic())
-        self.pending = []
-        self.pending_changes = 0
+        done = self._submit(self.applier.commit, checkpoint)
+        self.in_flight = _InFlight(done, checkpoint, self.batch_transactions, self.batch_changes,
+                                   self.first_commit_time, self.seen_commit_time,
+                                   time.monotonic(), self.batch_by_table)
+        self.batch_transactions = self.batch_changes = 0
+        self.batch_by_table = Counter()
+        self.first_commit_time = None
 
     def _settle(self) -> None:
         """Wait for the batch in flight; once committed in DuckDB, confirm it to the slot."""
@@ -294,20 +348,7 @@ class _Streamer:
         self.checkpoint = batch.checkpoint
         if batch.transactions:
             self.observer.batch_applied(BatchStats(
-                len(batch.transactions), changes, batch.checkpoint.end_lsn,
-                batch.transactions[0].commit_time, batch.transactions[-1].commit_time,
-                time.time(), time.monotonic() - batch.started,
-                changes_by_table(batch.transactions)))
+                batch.transactions, changes, batch.checkpoint.end_lsn,
+                batch.first_commit_time, batch.last_commit_time,
+                time.time(), time.monotonic() - batch.started, batch.changes_by_table))
         self.stream.confirm(batch.checkpoint.end_lsn)
-
-
-def changes_by_table(transactions: list[Transaction]) -> dict[tuple[str, str], int]:
-    """Row changes per (table, op) of a batch; a truncate counts once per table."""
-    counts: Counter[tuple[str, str]] = Counter()
-    for transaction in transactions:
-        for change in transaction.changes:
-            if isinstance(change, RowChange):
-                counts[(change.relation.name, change.op)] += 1
-            else:
-                counts.update((relation.name, "T") for relation in change.relations)
-    return dict(counts)

@@ -13,9 +13,9 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from acme.classification import StatusClassification
 from acme.errors import AcmeError, ConfigError
 from acme.observe.metrics import CONTENT_TYPE, PipelineMetrics
-from acme.reports.classification import StatusClassification
 from acme.reports.engine import MAX_LIMIT, parse_as_of, run_report
 from acme.reports.serialize import answer_payload, lag_payload, status_payload, story_payload
 from acme.verify import VerifyReport

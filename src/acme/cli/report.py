@@ -10,12 +10,12 @@ import typer
 from rich.table import Table
 
 from acme.capture.catalog import source_position
+from acme.classification import classification_from
 from acme.cli.output import console, err_console
 from acme.config import Settings
 from acme.errors import AcmeError, ConfigError
 from acme.lsn import format_lsn, parse_lsn
 from acme.reports.access import AnswerSource, open_answers
-from acme.reports.classification import classification_from
 from acme.reports.definitions import REPORTS
 from acme.reports.engine import check_limit, parse_as_of
 from acme.reports.serialize import payload_csv

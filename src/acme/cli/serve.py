@@ -17,6 +17,7 @@ import typer
 import uvicorn
 
 from acme.api.app import create_app
+from acme.classification import classification_from
 from acme.cli.output import err_console
 from acme.cli.sync import (
     DsnOption,
@@ -36,7 +37,6 @@ from acme.observe.metrics import PipelineMetrics
 from acme.pipeline import SyncObserver, SyncOptions, run_sync
 from acme.ports import check_port_free
 from acme.reports.access import serve_marker, write_serve_marker
-from acme.reports.classification import classification_from
 from acme.verify import VerifyOptions, verify_warehouse
 from acme.warehouse.store import Warehouse
 

@@ -15,12 +15,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from acme.classification import classification_from
 from acme.cli.output import console, err_console
 from acme.config import Settings
 from acme.lsn import format_lsn
 from acme.observe.logs import LogObserver, json_enabled
 from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
-from acme.reports.classification import classification_from
 
 DsnOption = typer.Option(None, "--dsn", help="Replication user's URL [ACME_SOURCE_DSN].")
 WarehouseOption = typer.Option(None, "--warehouse", help="DuckDB file [ACME_WAREHOUSE].")

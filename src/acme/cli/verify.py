@@ -6,12 +6,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from acme.classification import classification_from
 from acme.cli.output import console
 from acme.cli.report import WarehouseOption
 from acme.cli.sync import DsnOption, PublicationOption, SlotOption
 from acme.config import Settings
 from acme.reports.access import open_answers
-from acme.reports.classification import classification_from
 from acme.verify import VerifyOptions
 
 

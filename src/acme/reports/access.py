@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from acme.classification import StatusClassification
 from acme.errors import ConfigError, SourceUnreachable, WarehouseError
-from acme.reports.classification import StatusClassification
 from acme.reports.definitions import REPORTS
 from acme.reports.engine import run_report
 from acme.reports.serialize import answer_payload, status_payload, story_payload

@@ -6,7 +6,10 @@ Layout (a public interface: analysts open this file directly):
 - `current.<table>`: the source columns, latest state;
 - `_acme.checkpoint`: the last applied transaction's end LSN and commit time, written in the
   same DuckDB transaction as the data it covers, plus the snapshot the initial copy used;
-- `_acme.tables`: each table's primary key.
+- `_acme.tables`: each table's primary key;
+- `_acme.row_counts`: rows per history/current table, kept by every apply (status reads
+  these counters instead of counting);
+- `_acme.report_state`: the classification the report state (`reports.*`) was built with.
 """
 
 from collections.abc import Iterator
@@ -36,6 +39,14 @@ BOOTSTRAP = [
     """CREATE TABLE IF NOT EXISTS _acme.tables (
            name VARCHAR PRIMARY KEY,
            key_columns VARCHAR[] NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS _acme.row_counts (
+           layer VARCHAR NOT NULL,
+           name VARCHAR NOT NULL,
+           row_count BIGINT NOT NULL,
+           PRIMARY KEY (layer, name))""",
+    """CREATE TABLE IF NOT EXISTS _acme.report_state (
+           classification VARCHAR NOT NULL,
+           built_at TIMESTAMPTZ NOT NULL)""",
 ]
 MEMORY_LIMIT = "1GB"
 BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_valid_to", "TIMESTAMPTZ"),
@@ -155,3 +166,19 @@ class Warehouse:
         self.db.execute(f"CREATE TABLE current.{quote(spec.name)} ({source})")
         self.db.execute("INSERT OR REPLACE INTO _acme.tables VALUES ($1, $2)",
                         [spec.name, list(spec.key)])
+        for layer in ("history", "current"):
+            self.db.execute("INSERT OR REPLACE INTO _acme.row_counts VALUES ($1, $2, 0)",
+                            [layer, spec.name])
+
+    def add_rows(self, layer: str, name: str, rows: int) -> None:
+        """Move the row counter of `layer.name` by `rows` (negative for removed rows)."""
+        if rows:
+            self.db.execute("UPDATE _acme.row_counts SET row_count = row_count + $3 "
+                            "WHERE layer = $1 AND name = $2", [layer, name, rows])
+
+    def recount(self, name: str) -> None:
+        """Set the table's counters from a count (after a bulk load)."""
+        for layer in ("history", "current"):
+            rows = self.db.execute(f"SELECT count(*) FROM {layer}.{quote(name)}").fetchone()[0]
+            self.db.execute("INSERT OR REPLACE INTO _acme.row_counts VALUES ($1, $2, $3)",
+                            [layer, name, rows])
