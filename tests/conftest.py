@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fix_source", "tests.fix_sync"]
+pytest_plugins = ["tests.fix_source", "tests.fix_sync", "tests.fix_serve", "tests.fix_browser"]

@@ -8,7 +8,8 @@ copy's snapshot, are skipped.
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +63,8 @@ class BatchStats:
     last_commit_time: datetime
     applied_at: float  # time.time() when the DuckDB commit returned
     seconds: float
+    # (table, op) -> changes, op one of I, U, D, T (truncate); for metrics and logs
+    changes_by_table: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 class SyncObserver:
@@ -75,6 +78,7 @@ class SyncObserver:
     def connection_lost(self, reason: str, retry_in: float) -> None: ...
     def lake_committed(self, commit) -> None: ...  # an acme.lake.writer.LakeCommit
     def lake_failed(self, reason: str) -> None: ...
+    def error(self, error: Exception) -> None: ...  # a failure retried (then connection_lost)
 
 
 def run_sync(options: SyncOptions, stop: threading.Event | None = None,
@@ -149,6 +153,7 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
                 raise
             if time.monotonic() - connected_at > RETRY_MAX_SECONDS:
                 delay = RETRY_FIRST_SECONDS  # it had been healthy: a fresh outage
+            observer.error(error)
             observer.connection_lost(str(error), delay)
             if stop.wait(delay):
                 return warehouse.checkpoint()
@@ -197,6 +202,7 @@ class _InFlight:
     first_commit_time: datetime | None
     last_commit_time: datetime | None
     started: float
+    changes_by_table: Counter[tuple[str, str]]
 
 
 @dataclass
@@ -213,6 +219,7 @@ class _Streamer:
     begin: Begin | None = None
     batch_transactions: int = 0
     batch_changes: int = 0
+    batch_by_table: Counter[tuple[str, str]] = field(default_factory=Counter)
     batch_started: float = 0.0
     first_commit_time: datetime | None = None
     seen_end_lsn: int = 0
@@ -294,6 +301,7 @@ class _Streamer:
         if not self.batch_changes:
             self.batch_started = time.monotonic()
         self.batch_changes += 1
+        self.batch_by_table[(change.relation.name, change.op)] += 1
         chunk = self.stager.add(change, self.begin.commit_time, self.begin.final_lsn)
         if chunk is not None:
             self._submit(self.applier.stage, chunk)
@@ -303,6 +311,7 @@ class _Streamer:
             self._submit(self.applier.stage, chunk)
         self._submit(self.applier.truncate, truncate.relations, self.begin.commit_time)
         self.batch_changes += 1
+        self.batch_by_table.update((relation.name, "T") for relation in truncate.relations)
 
     def _committed(self, commit: Committed) -> bool:
         """Note a committed transaction; returns whether the batch is due."""
@@ -350,8 +359,9 @@ class _Streamer:
         done = self._submit(self.applier.commit, checkpoint)
         self.in_flight = _InFlight(done, checkpoint, self.batch_transactions, self.batch_changes,
                                    self.first_commit_time, self.seen_commit_time,
-                                   time.monotonic())
+                                   time.monotonic(), self.batch_by_table)
         self.batch_transactions = self.batch_changes = 0
+        self.batch_by_table = Counter()
         self.first_commit_time = None
 
     def _settle(self) -> None:
@@ -365,5 +375,5 @@ class _Streamer:
             self.observer.batch_applied(BatchStats(
                 batch.transactions, changes, batch.checkpoint.end_lsn,
                 batch.first_commit_time, batch.last_commit_time,
-                time.time(), time.monotonic() - batch.started))
+                time.time(), time.monotonic() - batch.started, batch.changes_by_table))
         self.stream.confirm(batch.checkpoint.end_lsn)

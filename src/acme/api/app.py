@@ -1,7 +1,10 @@
 """FastAPI application over one warehouse connection (owned by `acme serve`'s pipeline, or a
-read-only one). Paths are compatible with ACME's existing analytics API."""
+read-only one). Paths are compatible with ACME's existing analytics API; the dashboard at `/`
+and its assets under `/static` (the charting library is shipped in the package: nothing is
+loaded from the internet)."""
 
 import json
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -10,15 +13,19 @@ from typing import Annotated, Any, Literal
 import duckdb
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from acme.classification import StatusClassification
 from acme.errors import AcmeError, ConfigError
+from acme.observe.metrics import CONTENT_TYPE, PipelineMetrics
 from acme.reports.cache import AnswerCache
 from acme.reports.engine import MAX_LIMIT, parse_as_of, run_report
-from acme.reports.serialize import answer_payload, status_payload, story_payload
+from acme.reports.serialize import answer_payload, lag_payload, status_payload, story_payload
+from acme.verify import VerifyReport
 from acme.warehouse.inspect import order_story, warehouse_status
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
+STATIC = Path(__file__).with_name("static")
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many rows (1..1000).")]
 AsOf = Annotated[str | None, Query(description="Answer as of this past time (ISO 8601, UTC "
                                                "unless a zone is given).")]
@@ -29,13 +36,26 @@ class NotReady(AcmeError):
 
 
 def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
-               classification: StatusClassification,
+               classification: StatusClassification, metrics: PipelineMetrics | None = None,
+               verify: Callable[[duckdb.DuckDBPyConnection], VerifyReport] | None = None,
                cache: AnswerCache | None = None) -> FastAPI:
     """`connection()` returns the live warehouse connection, or None while it is not open;
+    `metrics` gathers what /metrics shows; `verify` compares the warehouse with the source;
     `cache` (invalidated by the pipeline at each commit) shares answers between requests."""
     app = FastAPI(title="ACME Analytics", version="0.1.0",
                   description="Open orders, delivery dates, pending items and customers, "
                               "current or as of any past time, with their freshness.")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    metrics = metrics or PipelineMetrics()
+
+    @app.middleware("http")
+    async def _timed(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        # The route template, not the raw path: one series per endpoint, not per order id.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.request_done(route, request.method, response.status_code, started)
+        return response
 
     @app.exception_handler(AcmeError)
     async def _acme_error(request: Request, error: AcmeError) -> JSONResponse:
@@ -91,8 +111,17 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
     def history(order_id: int) -> dict[str, Any]:
         return story_payload(order_story(db(), order_id))
 
-    @app.get("/status", summary="Checkpoint, freshness and row counts")
+    @app.get("/status", summary="Checkpoint, freshness, lag behind the source, row counts")
     def status() -> dict[str, Any]:
-        return status_payload(warehouse_status(db()))
+        return {**status_payload(warehouse_status(db())), "lag": lag_payload(metrics.lag)}
+
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    if verify is not None:
+        @app.get("/verify", summary="Compare the warehouse with the source (slow: scans both)")
+        def verify_now() -> dict[str, Any]:
+            return verify(db()).payload()
 
     return app

@@ -7,9 +7,10 @@ import psycopg
 import psycopg2
 import typer
 
-from acme.cli import demo, lake, report, serve, source, sync
+from acme.cli import demo, lake, report, serve, source, sync, verify
 from acme.cli.output import err_console
 from acme.errors import AcmeError
+from acme.observe.logs import LogFormat, configure, json_enabled, log_error
 
 app = typer.Typer(
     help="ACME Analytics: near-real-time analytics on ACME's PostgreSQL orders.",
@@ -23,6 +24,7 @@ app.command()(sync.sync)
 app.command()(serve.serve)
 app.command()(report.report)
 app.command()(report.status)
+app.command()(verify.verify)
 app.add_typer(report.history_app, name="history")
 app.add_typer(lake.app, name="lake")
 
@@ -30,8 +32,13 @@ _debug = {"on": False}
 
 
 @app.callback()
-def _global(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")):
+def _global(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+            log_format: LogFormat = typer.Option(
+                LogFormat.text, "--log-format", envvar="ACME_LOG_FORMAT",
+                help="json: one JSON object per line on stderr (batches, reconnects, errors, "
+                     "snapshot progress).")):
     _debug["on"] = debug
+    configure(log_format)
 
 
 def _first_line(error: Exception) -> str:
@@ -52,5 +59,9 @@ def main() -> None:
             message = f"the warehouse refused: {_first_line(error)}"
         else:
             message = f"the database refused: {_first_line(error)}"
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        if json_enabled():
+            log_error(error, message)
+        else:
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False,
+                              soft_wrap=True)
         sys.exit(1)

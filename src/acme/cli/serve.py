@@ -3,7 +3,8 @@
 DuckDB allows one writing process per file, so the process that applies changes also answers
 queries: API requests read through cursors of the pipeline's own connection (DuckDB's MVCC
 gives each a committed snapshot while batches commit). `acme report` from another terminal
-finds this server through `<warehouse>.serve.json` and asks it over HTTP.
+finds this server through `<warehouse>.serve.json` and asks it over HTTP. The same process
+samples the source's lag and exports metrics at /metrics.
 """
 
 import threading
@@ -19,29 +20,33 @@ from acme.api.app import create_app
 from acme.classification import classification_from
 from acme.cli.output import err_console
 from acme.cli.sync import (
-    ConsoleObserver,
     DsnOption,
     NoCreateSlotOption,
     PublicationOption,
     SlotOption,
     WarehouseOption,
     options_from,
+    progress_observer,
     stop_on_signals,
 )
 from acme.config import Settings
-from acme.pipeline import BatchStats, SyncOptions, run_sync
+from acme.observe import Observers
+from acme.observe.lag import SourceLagPoller
+from acme.observe.logs import json_enabled, log_event
+from acme.observe.metrics import PipelineMetrics
+from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
 from acme.ports import check_port_free
 from acme.reports.access import serve_marker, write_serve_marker
 from acme.reports.cache import AnswerCache
+from acme.verify import VerifyOptions, verify_warehouse
 from acme.warehouse.store import Warehouse
 
 
-class LiveWarehouse(ConsoleObserver):
-    """Console progress, plus the warehouse connection the API reads through and the answers
-    it shares until the next commit."""
+class LiveWarehouse(SyncObserver):
+    """The warehouse connection the API reads through, once the pipeline has opened it, and
+    the answers it shares until the next commit."""
 
-    def __init__(self, quiet_batches: bool = False):
-        super().__init__(quiet_batches)
+    def __init__(self) -> None:
         self.db: duckdb.DuckDBPyConnection | None = None
         self.answers = AnswerCache()
 
@@ -50,28 +55,36 @@ class LiveWarehouse(ConsoleObserver):
         self.answers.invalidate()
 
     def snapshot_done(self, rows: int, seconds: float) -> None:
-        super().snapshot_done(rows, seconds)
         self.answers.invalidate()
 
     def batch_applied(self, stats: BatchStats) -> None:
         self.answers.invalidate()
-        super().batch_applied(stats)
 
 
 def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
-               observer: LiveWarehouse, stop: threading.Event,
+               observer: SyncObserver, stop: threading.Event,
                url_ready: Callable[[str], None] = lambda url: None) -> None:
-    """Serve until Ctrl-C/SIGTERM (or `stop`), with the pipeline on a thread."""
+    """Serve until Ctrl-C/SIGTERM (or `stop`), with the pipeline and the lag poller on
+    threads; `observer` watches the pipeline beside the API's own observers."""
     check_port_free(port, host)
     classification = classification_from(settings.terminal_statuses, settings.pending_statuses)
-    app = create_app(lambda: observer.db, classification, observer.answers)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    live, metrics = LiveWarehouse(), PipelineMetrics()
+    watchers = Observers(live, observer, metrics)
+    verify_options = VerifyOptions(options.dsn, options.slot, options.publication)
+    app = create_app(lambda: live.db, classification, metrics,
+                     verify=lambda db: verify_warehouse(db, verify_options), cache=live.answers)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           log_config=None if json_enabled() else
+                                           uvicorn.config.LOGGING_CONFIG))
+    poller = SourceLagPoller(options.dsn, options.slot, metrics.lag_sampled, metrics.error)
     failure: list[BaseException] = []
 
     def pipeline() -> None:
         try:
-            run_sync(options, stop, observer)
+            run_sync(options, stop, watchers)
         except BaseException as error:  # reported by the main thread
+            if isinstance(error, Exception):
+                metrics.error(error)
             failure.append(error)
         finally:
             server.should_exit = True
@@ -91,11 +104,13 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
     watcher = threading.Thread(target=announce, name="announce", daemon=True)
     worker.start()
     watcher.start()
+    poller.start()
     try:
         server.run()
     finally:
         stop.set()
         worker.join()
+        poller.stop()
         serve_marker(Path(options.warehouse)).unlink(missing_ok=True)
     if failure:
         raise failure[0]
@@ -106,11 +121,16 @@ def serve(host: str = typer.Option(None, "--host", help="Bind address [127.0.0.1
           dsn: str = DsnOption, warehouse: Path = WarehouseOption, slot: str = SlotOption,
           publication: str = PublicationOption, no_create_slot: bool = NoCreateSlotOption,
           ) -> None:
-    """Sync and serve the HTTP API (OpenAPI docs at /docs) in one process."""
+    """Sync and serve the HTTP API (OpenAPI docs at /docs, metrics at /metrics)."""
     settings = Settings()
     options = options_from(settings, dsn, warehouse, slot, publication, False,
                            not no_create_slot)
-    observer = LiveWarehouse()
     run_server(settings, options, host or settings.api_host, port or settings.api_port,
-               observer, stop_on_signals(),
-               url_ready=lambda url: err_console.print(f"API at {url} (docs: {url}/docs)"))
+               progress_observer(), stop_on_signals(), url_ready=_announce)
+
+
+def _announce(url: str) -> None:
+    if json_enabled():
+        log_event("serving", f"API at {url}", url=url)
+    else:
+        err_console.print(f"API at {url} (docs: {url}/docs)")

@@ -19,6 +19,7 @@ from acme.classification import classification_from
 from acme.cli.output import console, err_console
 from acme.config import Settings
 from acme.lsn import format_lsn
+from acme.observe.logs import LogObserver, json_enabled
 from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
 
 DsnOption = typer.Option(None, "--dsn", help="Replication user's URL [ACME_SOURCE_DSN].")
@@ -109,6 +110,11 @@ class ConsoleObserver(SyncObserver):
         err_console.print(f"lake commit failed (retrying): {reason}", highlight=False)
 
 
+def progress_observer(quiet_batches: bool = False) -> SyncObserver:
+    """JSON log events with --log-format json, else the console's lines."""
+    return LogObserver() if json_enabled() else ConsoleObserver(quiet_batches)
+
+
 def stop_on_signals() -> threading.Event:
     """An event set by Ctrl-C or SIGTERM: the pipeline finishes its batch and exits 0."""
     stop = threading.Event()
@@ -125,7 +131,7 @@ def sync(once: bool = typer.Option(False, "--once",
     """Capture changes from the source into the DuckDB warehouse (snapshot, then stream)."""
     options = options_from(Settings(), dsn, warehouse, slot, publication, once,
                            not no_create_slot, lake, lake_interval)
-    checkpoint = run_sync(options, stop_on_signals(), ConsoleObserver())
+    checkpoint = run_sync(options, stop_on_signals(), progress_observer())
     when = checkpoint.commit_time.isoformat() if checkpoint.commit_time else "-"
     console.print(f"warehouse {options.warehouse} at {format_lsn(checkpoint.end_lsn)} "
                   f"(source commit {when})")

@@ -20,6 +20,7 @@ from acme.errors import ConfigError, SourceUnreachable, WarehouseError
 from acme.reports.definitions import REPORTS
 from acme.reports.engine import run_report
 from acme.reports.serialize import answer_payload, status_payload, story_payload
+from acme.verify import VerifyOptions, verify_warehouse
 from acme.warehouse.inspect import order_story, warehouse_status
 from acme.warehouse.store import Warehouse
 
@@ -35,6 +36,7 @@ class AnswerSource(Protocol):
     def report(self, name: str, limit: int | None, as_of: datetime | None) -> dict: ...
     def status(self) -> dict: ...
     def order_history(self, order_id: int) -> dict: ...
+    def verify(self, options: VerifyOptions) -> dict: ...
     def close(self) -> None: ...
 
 
@@ -61,6 +63,9 @@ class LocalSource:
     def order_history(self, order_id: int) -> dict:
         return story_payload(order_story(self.warehouse.db, order_id))
 
+    def verify(self, options: VerifyOptions) -> dict:
+        return verify_warehouse(self.warehouse.db, options).payload()
+
     def close(self) -> None:
         self.warehouse.close()
 
@@ -69,10 +74,11 @@ class LocalSource:
 class ServerSource:
     url: str
 
-    def _get(self, path: str, params: dict[str, Any]) -> dict:
+    def _get(self, path: str, params: dict[str, Any], timeout: float = 30) -> dict:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
         try:
-            with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=30) as response:
+            with urllib.request.urlopen(f"{self.url}{path}?{query}",
+                                        timeout=timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
             detail = json.loads(error.read() or b"{}").get("detail", error.reason)
@@ -91,6 +97,10 @@ class ServerSource:
 
     def order_history(self, order_id: int) -> dict:
         return self._get(f"/analytics/orders/{order_id}/history", {})
+
+    def verify(self, options: VerifyOptions) -> dict:
+        """Asked of the server, which compares with the source it follows."""
+        return self._get("/verify", {}, timeout=options.catch_up_seconds * options.rounds + 600)
 
     def close(self) -> None:
         pass
