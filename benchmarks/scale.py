@@ -4,13 +4,13 @@
 
 For each size, on a fresh seeded embedded source:
 - first sync (`acme sync --once` in its own process): peak RSS and time;
-- a raw baseline measured in the same run: a DuckDB scan joining current items to orders
-  (what a report costs when it is computed from the tables rather than from maintained state);
-- through a running `acme serve`: each report's p50/p99, now and as of a past time, and
-  `/status`, asked by one client;
+- through a running `acme serve`: `/status` p99, asked by one client;
 - under load: `--clients` concurrent clients asking the four reports while traffic runs at
   `--rate` transactions/s: request p99 and throughput, and freshness (a probe transaction's
   commit until a report shows it, measured end to end);
+- each report's p50/p99, now and as of a past time, computed by the engine on the file (no
+  answer cache), beside a raw baseline measured in the same run: a DuckDB scan joining current
+  items to orders (what a report costs when computed from the tables, not from its state);
 - one source transaction updating as many item rows as there are orders: peak RSS and time of
   the `acme sync --once` that applies it.
 Prints a growth table and writes benchmarks/results/scale.json.
@@ -34,8 +34,10 @@ import duckdb
 import httpx
 import psycopg
 
+from acme.classification import StatusClassification
 from acme.ports import free_port
 from acme.reports.access import API_PATHS
+from acme.reports.engine import run_report
 from benchmarks.common import BenchSource, percentile, report, start_source
 
 RAW_SCAN = ("SELECT count(*), sum(quanity) FROM current.order_items "
@@ -64,11 +66,6 @@ def run_acme(env: dict[str, str], *args: str) -> Run:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"acme {' '.join(args)} failed: {process.stderr.read().decode()}")
     return Run(usage.ru_maxrss / 1024, time.monotonic() - started)
-
-
-def raw_scan_p99(warehouse: Path, runs: int = 10) -> float:
-    with duckdb.connect(str(warehouse), read_only=True) as db:
-        return percentile(timed(lambda: db.execute(RAW_SCAN).fetchall(), runs), 0.99)
 
 
 def timed(action, runs: int) -> list[float]:
@@ -104,19 +101,25 @@ def traffic(env: dict[str, str], rate: float, seconds: float) -> subprocess.Pope
                             stderr=subprocess.DEVNULL)
 
 
-def single_client(url: str, as_of: datetime, runs: int, raw: float) -> list[tuple]:
-    rows = []
-    with httpx.Client(base_url=url, timeout=30) as client:
-        for name, path in API_PATHS.items():
-            for label, params in (("current", {}), ("as-of", {"as_of": as_of.isoformat()})):
-                samples = timed(lambda p=path, q=params: client.get(p, params=q)
-                                .raise_for_status(), runs)
+def report_latencies(warehouse: Path, as_of: datetime, runs: int) -> list[tuple]:
+    """Each report computed by the engine on the file (no answer cache), beside a raw scan."""
+    rules = StatusClassification()
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        raw = percentile(timed(lambda: db.execute(RAW_SCAN).fetchall(), 10), 0.99)
+        rows = [("raw items x orders scan p99 (baseline)", raw, None, "ms")]
+        for name in API_PATHS:
+            for label, moment in (("current", None), ("as-of", as_of)):
+                samples = timed(lambda n=name, m=moment: run_report(db, n, rules, None, m), runs)
                 rows.append((f"{name} {label} p50", percentile(samples, 0.5), None, "ms"))
                 rows.append((f"{name} {label} p99 (vs raw scan)", percentile(samples, 0.99),
                              raw, "ms"))
-        samples = timed(lambda: client.get("/status").raise_for_status(), runs)
-        rows.append(("/status p99", percentile(samples, 0.99), None, "ms"))
     return rows
+
+
+def status_latency(url: str, runs: int) -> tuple:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        samples = timed(lambda: client.get("/status").raise_for_status(), runs)
+    return ("/status p99", percentile(samples, 0.99), None, "ms")
 
 
 def _clients(url: str, clients: int, seconds: float, out: multiprocessing.Queue) -> None:
@@ -208,20 +211,19 @@ def measure(orders: int, clients: int, rate: float, runs: int, load_seconds: flo
     try:
         first = run_acme(env, "sync", "--once")
         print(f"first sync: {first.seconds:.0f}s, peak RSS {first.peak_rss_mb:.0f} MB")
-        raw = raw_scan_p99(warehouse)
+        rows = [("first sync peak RSS", first.peak_rss_mb, None, "MB"),
+                ("first sync time", first.seconds, None, "s")]
         serve, url = start_serve(env)
         try:
             traffic(env, rate, 5).wait()
             as_of = datetime.now(UTC)
             traffic(env, rate, 5).wait()
-            rows = [("first sync peak RSS", first.peak_rss_mb, None, "MB"),
-                    ("first sync time", first.seconds, None, "s"),
-                    ("raw items x orders scan p99 (baseline)", raw, None, "ms")]
-            rows += single_client(url, as_of, runs, raw)
+            rows.append(status_latency(url, runs))
             rows += under_load(env, url, clients, rate, load_seconds)
         finally:
             serve.send_signal(signal.SIGTERM)
             serve.wait(timeout=120)
+        rows += report_latencies(warehouse, as_of, runs)
         rows += big_transaction(source, env, orders)
         return rows
     finally:

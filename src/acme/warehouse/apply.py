@@ -79,7 +79,7 @@ class BatchApplier:
             close_versions, empty_current = truncate_sql(spec)
             self.db.execute(close_versions, [commit_time])
             removed = self.db.execute(empty_current).fetchone()[0]
-            self.warehouse.add_rows("current", spec.name, -removed)
+            self.warehouse.add_rows({("current", spec.name): -removed})
             if self.state_active:
                 self.state.truncated(spec.name, commit_time)
 
@@ -121,17 +121,19 @@ class BatchApplier:
             self.db.execute(net_sql(staged.spec, staged.has_unchanged))
         if self.state_active:
             self.state.apply_batch(set(self.staged))
+        moves: dict[tuple[str, str], int] = {}
         for name, staged in self.staged.items():
             close_versions, add_versions, drop_current, add_current = merge_sql(staged.spec)
             self.db.execute(close_versions)
             added = self.db.execute(add_versions).fetchone()[0]
             dropped = self.db.execute(drop_current).fetchone()[0]
             kept = self.db.execute(add_current).fetchone()[0]
-            self.warehouse.add_rows("history", name, added)
-            self.warehouse.add_rows("current", name, kept - dropped)
+            moves[("history", name)] = added
+            moves[("current", name)] = kept - dropped
             self.db.execute(f"DROP TABLE {stage_table(staged.spec)}")
             self.db.execute(f"DROP TABLE {net_table(staged.spec)}")
             self.applied += staged.rows
+        self.warehouse.add_rows(moves)
         self.staged.clear()
         if not self.state_active:
             self.state_active = self.state.ensure(set(self.tables))

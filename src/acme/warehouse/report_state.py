@@ -255,7 +255,8 @@ class ReportState:
         self.db.execute(batch_pending_orders_sql(self.classification))
         events = events_sql(self.classification, "batch_orders", "batch_items",
                             "batch_pending_orders")
-        for table in STATE_TABLES:
+        # Only orders count in open_orders and customer_orders; items move pending_items.
+        for table in STATE_TABLES if "orders" in touched else (PENDING_ITEMS,):
             for statement in table.apply_sql(events[table]):
                 self.db.execute(statement)
         for table in ("batch_orders", "batch_items", "batch_pending_orders",

@@ -170,11 +170,17 @@ class Warehouse:
             self.db.execute("INSERT OR REPLACE INTO _acme.row_counts VALUES ($1, $2, 0)",
                             [layer, spec.name])
 
-    def add_rows(self, layer: str, name: str, rows: int) -> None:
-        """Move the row counter of `layer.name` by `rows` (negative for removed rows)."""
-        if rows:
-            self.db.execute("UPDATE _acme.row_counts SET row_count = row_count + $3 "
-                            "WHERE layer = $1 AND name = $2", [layer, name, rows])
+    def add_rows(self, moves: dict[tuple[str, str], int]) -> None:
+        """Move row counters: (layer, table) -> rows added (negative for rows removed)."""
+        moves = {key: rows for key, rows in moves.items() if rows}
+        if moves:
+            self.db.execute(
+                """UPDATE _acme.row_counts AS c SET row_count = c.row_count + m.delta
+                   FROM (SELECT unnest($1) AS layer, unnest($2) AS name,
+                                unnest($3) AS delta) AS m
+                   WHERE c.layer = m.layer AND c.name = m.name""",
+                [[layer for layer, _ in moves], [name for _, name in moves],
+                 list(moves.values())])
 
     def recount(self, name: str) -> None:
         """Set the table's counters from a count (after a bulk load)."""
