@@ -12,8 +12,8 @@ from pathlib import Path
 
 import duckdb
 
+from acme.classification import StatusClassification
 from acme.pipeline import SyncOptions, run_sync
-from acme.reports.classification import StatusClassification
 from acme.reports.definitions import REPORTS
 from acme.reports.engine import run_report
 from acme.source.simulate import run_traffic

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     publication: str = "cdc_publication"
     terminal_statuses: tuple[str, ...] = DEFAULT_TERMINAL_STATUSES
     pending_statuses: tuple[str, ...] = ()  # empty: pending means open
+    lake: str | None = None  # a directory (embedded Iceberg catalog) or catalog:NAME
+    lake_interval: float = 10.0  # seconds between lake commits
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     api_token: SecretStr | None = None  # when set, the API asks for it as a bearer token

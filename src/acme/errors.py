@@ -52,3 +52,7 @@ class WarehouseError(TerminalError):
 
 class OutputError(TerminalError):
     """An answer cannot be written where it was asked to go."""
+
+
+class LakeError(TerminalError):
+    """The Iceberg lake cannot be used as asked (extra not installed, catalog refused)."""

@@ -27,6 +27,7 @@ from acme.source.connect import connect
 from acme.warehouse.load import load_table
 from acme.warehouse.model import ensure_model
 from acme.warehouse.ownership import SourceIdentity, check_same_source
+from acme.warehouse.report_state import ReportState
 from acme.warehouse.store import Checkpoint, Warehouse
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ def _snapshot(conn: psycopg.Connection, warehouse: Warehouse, options: "SyncOpti
                 rows += load_table(warehouse, known, table.spec, reader.batches(table),
                                    valid_from, point.wal_lsn, observer.snapshot_rows)
             ensure_model(warehouse, options.classification)
+            ReportState(warehouse.db, options.classification).ensure(set(known))
             warehouse.write_checkpoint(checkpoint)
             warehouse.record_confirmed(slot_lsn)
             warehouse.record_source(identity)

@@ -6,9 +6,10 @@ confirmed position; transactions at or below the checkpoint, or already seen by 
 copy's snapshot, are skipped.
 """
 
-import gc
 import threading
 import time
+from collections import Counter, deque
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,20 +22,22 @@ from acme.capture.catalog import check_source, source_position
 from acme.capture.pgoutput import Begin, decode
 from acme.capture.replication import DEFAULT_RECEIVE_TIMEOUT, ReplicationStream
 from acme.capture.snapshot import DEFAULT_STALL_SECONDS
-from acme.capture.transactions import Transaction, TransactionAssembler
+from acme.capture.transactions import Committed, RowChange, TableTruncate, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
+from acme.classification import StatusClassification
 from acme.errors import SlotInUse, TransientError, WarehouseError
 from acme.initial_copy import CopyStopped, prepare_warehouse
-from acme.reports.classification import StatusClassification
 from acme.source.connect import connect
 from acme.warehouse.apply import BatchApplier
 from acme.warehouse.ownership import SourceIdentity, check_no_gap
+from acme.warehouse.stage import ChangeStager
 from acme.warehouse.store import Checkpoint, Warehouse, storage_failure
 
 ROW_MESSAGE_KINDS = (b"I", b"U", b"D", b"T")
 IDLE_POLL_SECONDS = 0.05
 KEEPALIVE_ASK_SECONDS = 1.0
 RECORD_CONFIRMED_SECONDS = 1.0  # how often an idle warehouse may write its confirmed position
+MAX_QUEUED_CHUNKS = 4  # staging tasks waiting for the apply thread: bounds memory
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class SyncOptions:
     resnapshot: bool = False  # rebuild from a fresh copy, swapped in when complete
     receive_timeout: float = DEFAULT_RECEIVE_TIMEOUT  # silence after asking = dead connection
     snapshot_stall_seconds: float = DEFAULT_STALL_SECONDS
+    lake: str | None = None  # an Iceberg lake following the warehouse (acme.lake)
+    lake_interval: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class BatchStats:
     last_commit_time: datetime
     applied_at: float  # time.time() when the DuckDB commit returned
     seconds: float
+    # (table, op) -> changes, op one of I, U, D, T (truncate); for metrics and logs
+    changes_by_table: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 class SyncObserver:
@@ -74,6 +81,9 @@ class SyncObserver:
     def snapshot_done(self, rows: int, seconds: float) -> None: ...
     def batch_applied(self, stats: BatchStats) -> None: ...
     def connection_lost(self, reason: str, retry_in: float) -> None: ...
+    def lake_committed(self, commit) -> None: ...  # an acme.lake.writer.LakeCommit
+    def lake_failed(self, reason: str) -> None: ...
+    def error(self, error: Exception) -> None: ...  # a failure retried (then connection_lost)
 
 
 def run_sync(options: SyncOptions, stop: threading.Event | None = None,
@@ -86,6 +96,7 @@ def run_sync(options: SyncOptions, stop: threading.Event | None = None,
                      options.create_slot)
         target_lsn = int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
                          .fetchone()[0])
+    lake = _open_lake(options)  # before the warehouse: a bad lake writes nothing
     stream = _open_stream(options)
     try:
         system = stream.identify()
@@ -98,10 +109,22 @@ def run_sync(options: SyncOptions, stop: threading.Event | None = None,
     except BaseException:
         stream.close()
         raise
+    follower = None
     try:
-        return _follow(stream, warehouse, options, observer, stop,
-                       target_lsn if options.once else None)
+        if lake is not None:
+            from acme.lake.follower import LakeFollower
+
+            follower = LakeFollower(lake, warehouse, options.lake_interval,
+                                    observer.lake_committed, observer.lake_failed).start()
+        checkpoint = _follow(stream, warehouse, options, observer, stop,
+                             target_lsn if options.once else None)
+        if follower is not None:
+            follower, running = None, follower
+            running.stop()  # a last lake commit of all the warehouse holds
+        return checkpoint
     finally:
+        if follower is not None:
+            follower.stop(final_commit=False)
         warehouse.close()
 
 
@@ -115,6 +138,14 @@ def _check_slot_owned(options: SyncOptions, warehouse: Warehouse) -> None:
     with connect(options.dsn, options.application_name, autocommit=True) as conn:
         slot_confirmed = source_position(conn, options.slot).slot_confirmed_lsn
     check_no_gap(warehouse.path, options.slot, slot_confirmed, warehouse.confirmed_position())
+
+
+def _open_lake(options: SyncOptions):
+    if options.lake is None:
+        return None
+    from acme.lake.catalog import open_lake
+
+    return open_lake(options.lake, create=True)
 
 
 def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOptions,
@@ -142,6 +173,7 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
         except (TransientError, SlotInUse, duckdb.Error, WarehouseError) as error:
             reason = _retryable(error, warehouse, reconnecting)
             delay = backoff.next_delay()
+            observer.error(error)
             observer.connection_lost(reason, delay)
             if stop.wait(delay):
                 return warehouse.checkpoint()
@@ -170,35 +202,46 @@ def _retryable(error: Exception, warehouse: Warehouse, reconnecting: bool) -> st
 
 @dataclass(frozen=True)
 class _InFlight:
-    """A batch handed to the apply thread, not yet known to be committed."""
+    """A batch whose commit was handed to the apply thread, not yet known to be committed."""
 
     done: Future
     checkpoint: Checkpoint
-    transactions: list[Transaction]
+    transactions: int
+    changes: int
+    first_commit_time: datetime | None
+    last_commit_time: datetime | None
     started: float
+    changes_by_table: Counter[tuple[str, str]]
 
 
 @dataclass
 class _Streamer:
-    """Reads and decodes the stream while the previous batch is applied on another thread
-    (DuckDB releases the GIL), so decoding and applying overlap on two cores."""
+    """Reads and decodes the stream while the apply thread stages and merges (DuckDB releases
+    the GIL), so decoding and applying overlap on two cores. Row changes go to the apply
+    thread in bounded chunks as they arrive: no batch or transaction is held here."""
 
     stream: ReplicationStream
     warehouse: Warehouse
     options: SyncOptions
     checkpoint: Checkpoint
     observer: SyncObserver
-    pending: list[Transaction] = field(default_factory=list)
-    pending_changes: int = 0
+    begin: Begin | None = None
+    batch_transactions: int = 0
+    batch_changes: int = 0
+    batch_by_table: Counter[tuple[str, str]] = field(default_factory=Counter)
     batch_started: float = 0.0
+    first_commit_time: datetime | None = None
     seen_end_lsn: int = 0
     seen_commit_time: datetime | None = None
     skipping: bool = False
     in_flight: _InFlight | None = None
+    queued: deque = field(default_factory=deque)
+    failed: bool = False
 
     def __post_init__(self) -> None:
-        self.applier = BatchApplier(self.warehouse)
+        self.applier = BatchApplier(self.warehouse, self.options.classification)
         self.assembler = TransactionAssembler()
+        self.stager = ChangeStager()
         self.visibility: SnapshotVisibility | None = self.checkpoint.visibility
         self.seen_end_lsn = self.checkpoint.end_lsn
         self.seen_commit_time = self.checkpoint.commit_time
@@ -206,27 +249,22 @@ class _Streamer:
         self.recorded_at = 0.0
 
     def run(self, stop: threading.Event, target_lsn: int | None) -> Checkpoint:
-        # Pending batches hold hundreds of thousands of small objects and no cycles: the
-        # default collector would rescan them every few hundred allocations.
-        thresholds = gc.get_threshold()
-        gc.set_threshold(50_000, 20, 100)
-        try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply") as apply_thread:
-                try:
-                    return self._loop(apply_thread, stop, target_lsn)
-                finally:
-                    if self.in_flight is not None:
-                        self.in_flight.done.exception()  # let it finish before the file closes
-        finally:
-            gc.set_threshold(*thresholds)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply") as apply_thread:
+            self.apply_thread = apply_thread
+            try:
+                return self._loop(stop, target_lsn)
+            finally:
+                for task in [*self.queued, *([self.in_flight.done] if self.in_flight else [])]:
+                    task.exception()  # let it finish before the file closes
+                if self.failed or self.applier.in_batch:
+                    apply_thread.submit(self.applier.abort).result()
 
-    def _loop(self, apply_thread: ThreadPoolExecutor, stop: threading.Event,
-              target_lsn: int | None) -> Checkpoint:
+    def _loop(self, stop: threading.Event, target_lsn: int | None) -> Checkpoint:
         last_ask = 0.0
         while True:
             between_transactions = not self.assembler.in_transaction
             if stop.is_set() and between_transactions:
-                self._flush(apply_thread)
+                self._flush()
                 self._settle()
                 return self.checkpoint
             message = self.stream.read()
@@ -236,15 +274,21 @@ class _Streamer:
                     continue
                 decoded = decode(message.payload)
                 if isinstance(decoded, Begin):
+                    self.begin = decoded
                     self.skipping = self._already_held(decoded.xid, decoded.final_lsn)
-                transaction = self.assembler.feed(decoded)
-                if transaction is not None and self._take(transaction):
-                    self._flush(apply_thread)
+                for event in self.assembler.feed(decoded):
+                    if isinstance(event, RowChange):
+                        self._stage_row(event)
+                    elif isinstance(event, Committed):
+                        if self._committed(event):
+                            self._flush()
+                    else:
+                        self._truncate(event)
                 continue
             if not between_transactions:
                 self.stream.wait(IDLE_POLL_SECONDS)
                 continue
-            self._flush(apply_thread)
+            self._flush()
             self._settle()
             # Everything received is applied: the server's sent position is safe to confirm.
             sent = self.stream.server_sent_lsn
@@ -266,7 +310,8 @@ class _Streamer:
         now = time.monotonic()
         if position > self.recorded_confirmed and now - self.recorded_at >= \
                 RECORD_CONFIRMED_SECONDS:
-            self.warehouse.record_confirmed(position)
+            # On the apply thread, which owns the connection (idle here: all is settled).
+            self.apply_thread.submit(self.warehouse.record_confirmed, position).result()
             self.recorded_confirmed, self.recorded_at = position, now
         return min(position, max(self.recorded_confirmed, self.checkpoint.end_lsn))
 
@@ -276,33 +321,72 @@ class _Streamer:
             return True
         return self.visibility is not None and self.visibility.saw(xid)
 
-    def _take(self, transaction: Transaction) -> bool:
-        """Queue a committed transaction; returns whether the batch is due."""
-        self.seen_end_lsn = max(self.seen_end_lsn, transaction.end_lsn)
-        self.seen_commit_time = transaction.commit_time
-        if self.skipping or not transaction.changes:
+    def _stage_row(self, change: RowChange) -> None:
+        if not self.batch_changes:
+            self.batch_started = time.monotonic()
+        self.batch_changes += 1
+        self.batch_by_table[(change.relation.name, change.op)] += 1
+        chunk = self.stager.add(change, self.begin.commit_time, self.begin.final_lsn)
+        if chunk is not None:
+            self._submit(self.applier.stage, chunk)
+
+    def _truncate(self, truncate: TableTruncate) -> None:
+        for chunk in self.stager.drain():
+            self._submit(self.applier.stage, chunk)
+        self._submit(self.applier.truncate, truncate.relations, self.begin.commit_time)
+        self.batch_changes += 1
+        self.batch_by_table.update((relation.name, "T") for relation in truncate.relations)
+
+    def _committed(self, commit: Committed) -> bool:
+        """Note a committed transaction; returns whether the batch is due."""
+        self.seen_end_lsn = max(self.seen_end_lsn, commit.end_lsn)
+        self.seen_commit_time = commit.commit_time
+        if self.skipping:
             self.skipping = False
             return False
-        if not self.pending:
-            self.batch_started = time.monotonic()
-        self.pending.append(transaction)
-        self.pending_changes += len(transaction.changes)
-        return (self.pending_changes >= self.options.batch_changes
+        if not self.batch_changes:
+            return False
+        self.batch_transactions += 1
+        self.first_commit_time = self.first_commit_time or commit.commit_time
+        return (self.batch_changes >= self.options.batch_changes
                 or time.monotonic() - self.batch_started >= self.options.batch_seconds)
 
-    def _flush(self, apply_thread: ThreadPoolExecutor) -> None:
-        """Hand the pending batch to the apply thread (after the previous one committed)."""
+    def _submit(self, task, *args) -> Future:
+        """Run `task` on the apply thread after what is queued; nothing runs after a failure
+        (a later commit must never land without the batch before it)."""
+        def guarded():
+            if self.failed:
+                raise RuntimeError("an earlier apply step failed")
+            try:
+                return task(*args)
+            except BaseException:
+                self.failed = True
+                raise
+
+        future = self.apply_thread.submit(guarded)
+        self.queued.append(future)
+        while self.queued and (self.queued[0].done() or len(self.queued) > MAX_QUEUED_CHUNKS):
+            self.queued.popleft().result()  # bounded memory; raises the first failure
+        return future
+
+    def _flush(self) -> None:
+        """Hand the batch's commit to the apply thread (after the previous one committed)."""
         if self.seen_end_lsn <= max(self.stream.flushed, self.checkpoint.end_lsn) \
-                and not self.pending:
+                and not self.batch_changes:
             return
         self._settle()
+        for chunk in self.stager.drain():
+            self._submit(self.applier.stage, chunk)
         # Even a batch of only skipped transactions moves the checkpoint, so a restart
         # resumes past them without decoding them again.
         checkpoint = Checkpoint(self.seen_end_lsn, self.seen_commit_time, self.visibility)
-        done = apply_thread.submit(self.applier.apply, self.pending, checkpoint)
-        self.in_flight = _InFlight(done, checkpoint, self.pending, time.monotonic())
-        self.pending = []
-        self.pending_changes = 0
+        done = self._submit(self.applier.commit, checkpoint)
+        self.in_flight = _InFlight(done, checkpoint, self.batch_transactions, self.batch_changes,
+                                   self.first_commit_time, self.seen_commit_time,
+                                   time.monotonic(), self.batch_by_table)
+        self.batch_transactions = self.batch_changes = 0
+        self.batch_by_table = Counter()
+        self.first_commit_time = None
 
     def _settle(self) -> None:
         """Wait for the batch in flight; once committed in DuckDB, confirm it to the slot."""
@@ -313,7 +397,7 @@ class _Streamer:
         self.checkpoint = batch.checkpoint
         if batch.transactions:
             self.observer.batch_applied(BatchStats(
-                len(batch.transactions), changes, batch.checkpoint.end_lsn,
-                batch.transactions[0].commit_time, batch.transactions[-1].commit_time,
-                time.time(), time.monotonic() - batch.started))
+                batch.transactions, changes, batch.checkpoint.end_lsn,
+                batch.first_commit_time, batch.last_commit_time,
+                time.time(), time.monotonic() - batch.started, batch.changes_by_table))
         self.stream.confirm(batch.checkpoint.end_lsn)

@@ -4,19 +4,13 @@ answers (asked from another process while it runs) matching the API's."""
 import csv
 import io
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import psycopg
 import pytest
 
-from acme.ports import free_port
-from acme.source.seed import SeedPlan, seed
 from tests.e2e.cli import acme
 
 ENDPOINTS = {
@@ -27,40 +21,8 @@ ENDPOINTS = {
 }
 
 
-@pytest.fixture
-def served(source_db, tmp_path):
-    """`acme serve` on a seeded source; yields (client, warehouse path, env)."""
-    seed(source_db.app_dsn, SeedPlan.for_orders(3000, seed=2))
-    port = free_port()
-    warehouse = tmp_path / "api.duckdb"
-    env = {**os.environ, "ACME_SOURCE_DSN": source_db.cdc_dsn, "ACME_WAREHOUSE": str(warehouse),
-           "ACME_SLOT": source_db.slot}
-    process = subprocess.Popen([sys.executable, "-m", "acme", "serve", "--port", str(port)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stderr.read()
-            try:
-                status = client.get("/status")
-                if status.status_code == 200 and status.json()["checkpoint_lsn"]:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        yield client, warehouse, env, process
-    finally:
-        client.close()
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=60)
-
-
 def test_every_endpoint_answers_with_freshness(served):
-    client, _, _, _ = served
+    client = served.client
     assert client.get("/health").json() == {"status": "ok"}
     for report, path in ENDPOINTS.items():
         body = client.get(path).json()
@@ -73,12 +35,14 @@ def test_every_endpoint_answers_with_freshness(served):
     assert "/analytics/orders/top" in client.get("/openapi.json").json()["paths"]
     dashboard = client.get("/")
     assert dashboard.status_code == 200 and "text/html" in dashboard.headers["content-type"]
-    assert all(path.split("?")[0] in dashboard.text for path in ENDPOINTS.values())
+    script = client.get("/static/dashboard.js").text
+    assert all(path.split("?")[0] in script for path in ENDPOINTS.values())
+    assert client.get("/static/chart.umd.min.js").text.startswith("/*!\n * Chart.js")
     assert client.get("/docs").status_code == 200
 
 
 def test_as_of_answers_the_past_while_changes_stream_in(served, source_db):
-    client, _, _, _ = served
+    client = served.client
     before = client.get("/analytics/orders/top?limit=1").json()
     moment = datetime.now(UTC).isoformat()
     with psycopg.connect(source_db.app_dsn, autocommit=True) as conn:
@@ -106,14 +70,14 @@ def test_as_of_answers_the_past_while_changes_stream_in(served, source_db):
      "in the future"),
 ])
 def test_bad_parameters_are_422_with_a_clear_message(served, path, fragment):
-    client, _, _, _ = served
+    client = served.client
     response = client.get(path)
     assert response.status_code == 422
     assert fragment in json.dumps(response.json())
 
 
 def test_cli_csv_and_json_match_the_api_while_serve_runs(served):
-    client, warehouse, env, _ = served
+    client, env = served.client, served.env
     for report, path in ENDPOINTS.items():
         limit = ["--limit", "3"] if "limit" in path else []
         api = client.get(path).json()
@@ -128,7 +92,8 @@ def test_cli_csv_and_json_match_the_api_while_serve_runs(served):
 
 
 def test_cli_reads_the_file_directly_once_serve_stops(served):
-    client, warehouse, env, process = served
+    client, warehouse, env, process = (served.client, served.warehouse, served.env,
+                                       served.process)
     api = client.get(ENDPOINTS["top-customers"]).json()
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0
@@ -141,7 +106,7 @@ def test_cli_reads_the_file_directly_once_serve_stops(served):
 
 
 def test_status_and_history_from_another_terminal_while_serve_runs(served, source_db):
-    client, _, env, _ = served
+    client, env = served.client, served.env
     with psycopg.connect(source_db.app_dsn, autocommit=True) as conn:
         conn.execute("UPDATE operations.orders SET status = 'SHIPPED' WHERE order_id = 1")
         conn.execute("UPDATE operations.orders SET status = 'DELIVERED' WHERE order_id = 1")

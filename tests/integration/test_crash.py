@@ -13,6 +13,7 @@ import duckdb
 import psycopg
 import pytest
 
+from acme.classification import StatusClassification
 from acme.source.seed import SeedPlan, seed
 from tests.fix_source import drop_source_db, make_source_db
 from tests.fix_sync import sync_once
@@ -23,6 +24,7 @@ from tests.fix_workload import (
     record_moment,
     warehouse_state,
 )
+from tests.state_oracle import rebuilt_state, visible_state
 
 
 class Traffic(threading.Thread):
@@ -140,5 +142,7 @@ def test_sigkill_at_random_points_then_restart_gives_exact_history(pg_server, tm
             assert_same_state(moment.tables, warehouse_state(warehouse, moment.at),
                               f"moment {number}")
         assert_same_state(final.tables, warehouse_state(warehouse, final.at), "final moment")
+        with duckdb.connect(str(warehouse)) as store:  # the report state survived the kills
+            assert visible_state(store) == rebuilt_state(store, StatusClassification())
     finally:
         drop_source_db(db)

@@ -7,10 +7,11 @@ import duckdb
 import psycopg
 import pytest
 
-from acme.reports.classification import StatusClassification
+from acme.classification import StatusClassification
 from acme.reports.engine import run_report
 from tests.fix_sync import sync_once
 from tests.fix_workload import RandomWorkload, record_moment, source_state
+from tests.state_oracle import rebuilt_state, visible_state
 
 RULES = StatusClassification()
 LAST = (1, None)  # sorts after any value: NULLS LAST
@@ -119,3 +120,5 @@ def test_reports_equal_the_source_now_and_at_past_moments(source_db, warehouse_p
             counts = [row[-1] for row in expected]
             ties += len(counts) - len(set(counts))
     assert ties > 0, "the workload must produce ties to test the tie-breaks"
+    with duckdb.connect(str(warehouse_path)) as db:
+        assert visible_state(db) == rebuilt_state(db, RULES)

@@ -1,4 +1,6 @@
-"""The SCD2 micro-batch apply against a real DuckDB file, with hand-made transactions."""
+"""The SCD2 micro-batch apply against a real DuckDB file, with hand-made transactions: net
+effect per row within a transaction, versions across transactions and batches, truncates,
+unchanged TOAST, types, and atomicity."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -6,8 +8,10 @@ from decimal import Decimal
 import pytest
 
 from acme.capture.pgoutput import UNCHANGED, Column, Relation
-from acme.capture.transactions import RowChange, TableTruncate, Transaction
+from acme.capture.transactions import RowChange, TableTruncate
+from acme.classification import StatusClassification
 from acme.warehouse.apply import BatchApplier
+from acme.warehouse.stage import ChangeStager
 from acme.warehouse.store import Checkpoint, Warehouse
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -21,22 +25,21 @@ def at(seconds: int) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def txn(second: int, *changes, xid: int = 1) -> Transaction:
-    return Transaction(xid, second * 100, second * 100 + 10, at(second), tuple(changes))
+def txn(second: int, *changes) -> tuple[int, tuple]:
+    return second, changes
 
 
 def row(pid: int, name: str | None, price: str = "1.00") -> RowChange:
-    return RowChange(PRODUCTS, "I", (str(pid),),
+    return RowChange(PRODUCTS, "I",
                      (str(pid), name, price, "2026-01-01 10:00:00.123", "2026-02-03", "t"))
 
 
 def upd(pid: int, name, price: str = "1.00") -> RowChange:
-    change = row(pid, name, price)
-    return RowChange(PRODUCTS, "U", change.key, change.values)
+    return RowChange(PRODUCTS, "U", row(pid, name, price).row)
 
 
 def dele(pid: int) -> RowChange:
-    return RowChange(PRODUCTS, "D", (str(pid),), None)
+    return RowChange(PRODUCTS, "D", (str(pid), None, None, None, None, None))
 
 
 @pytest.fixture
@@ -46,10 +49,26 @@ def warehouse(tmp_path):
     store.close()
 
 
-def apply(warehouse, *transactions):
-    last = transactions[-1]
-    return BatchApplier(warehouse).apply(list(transactions),
-                                         Checkpoint(last.end_lsn, last.commit_time, None))
+def apply(warehouse, *transactions, chunk_rows: int = 2):
+    """Stage the transactions in small chunks, as the pipeline does, then commit them."""
+    applier = BatchApplier(warehouse, StatusClassification())
+    stager = ChangeStager(chunk_rows)
+    try:
+        for second, changes in transactions:
+            for change in changes:
+                if isinstance(change, TableTruncate):
+                    for chunk in stager.drain():
+                        applier.stage(chunk)
+                    applier.truncate(change.relations, at(second))
+                elif (chunk := stager.add(change, at(second), second * 100)) is not None:
+                    applier.stage(chunk)
+        for chunk in stager.drain():
+            applier.stage(chunk)
+        last = transactions[-1][0]
+        return applier.commit(Checkpoint(last * 100 + 10, at(last), None))
+    except BaseException:
+        applier.abort()
+        raise
 
 
 def history(warehouse, pid: int):
@@ -103,7 +122,7 @@ def test_exact_types_and_nulls(warehouse):
 
 def test_unchanged_toast_keeps_the_current_value(warehouse):
     apply(warehouse, txn(1, row(1, "long name")))
-    toast = RowChange(PRODUCTS, "U", ("1",),
+    toast = RowChange(PRODUCTS, "U",
                       ("1", UNCHANGED, "2.00", "2026-01-01 10:00:00", "2026-02-03", "f"))
     apply(warehouse, txn(2, toast))
     assert warehouse.db.execute("SELECT product_name, unity_price, is_active FROM "
@@ -116,7 +135,7 @@ def test_added_column_appears_and_dropped_column_keeps_past_values(warehouse):
     apply(warehouse, txn(1, row(1, "a")))
     wider = Relation(1, "operations", "products", "d",
                      PRODUCTS.columns[:1] + (Column("barcode", 1043, -1, False),))
-    apply(warehouse, txn(2, RowChange(wider, "U", ("1",), ("1", "789"))))
+    apply(warehouse, txn(2, RowChange(wider, "U", ("1", "789"))))
     rows = warehouse.db.execute("SELECT product_name, barcode FROM history.products "
                                 "ORDER BY _valid_from").fetchall()
     assert rows == [("a", None), (None, "789")]
@@ -125,7 +144,7 @@ def test_added_column_appears_and_dropped_column_keeps_past_values(warehouse):
 def test_checkpoint_commits_with_the_data_and_a_failed_batch_leaves_nothing(warehouse):
     apply(warehouse, txn(1, row(1, "a")))
     assert warehouse.checkpoint().end_lsn == 110
-    bad = RowChange(PRODUCTS, "I", ("2",), ("2", "x", "not a number", None, None, None))
+    bad = RowChange(PRODUCTS, "I", ("2", "x", "not a number", None, None, None))
     with pytest.raises(Exception, match="not a number"):
         apply(warehouse, txn(2, row(3, "c")), txn(3, bad))
     assert warehouse.checkpoint().end_lsn == 110
@@ -139,3 +158,47 @@ def test_a_commit_older_than_the_version_it_closes_never_ends_it_before_it_start
     apply(warehouse, txn(5, upd(1, "committing during the copy")))
     assert history(warehouse, 1) == [("copied", at(5), at(5), "insert"),
                                      ("committing during the copy", at(5), None, "update")]
+
+
+def test_a_row_touched_three_times_in_one_transaction_keeps_its_last_state(warehouse):
+    apply(warehouse, txn(1, row(1, "a")))
+    apply(warehouse, txn(2, upd(1, "b"), upd(1, "c"), upd(1, "d")))
+    assert history(warehouse, 1) == [("a", at(1), at(2), "insert"), ("d", at(2), None, "update")]
+
+
+def test_insert_then_update_is_an_insert_and_insert_then_delete_is_nothing(warehouse):
+    apply(warehouse, txn(1, row(1, "a"), upd(1, "b"), row(2, "x"), dele(2)))
+    assert history(warehouse, 1) == [("b", at(1), None, "insert")]
+    assert history(warehouse, 2) == []
+    assert current(warehouse) == [(1, "b")]
+
+
+def test_delete_then_reinsert_in_one_transaction_is_an_update(warehouse):
+    apply(warehouse, txn(1, row(1, "a")))
+    apply(warehouse, txn(2, dele(1), row(1, "again")))
+    assert history(warehouse, 1) == [("a", at(1), at(2), "insert"),
+                                     ("again", at(2), None, "update")]
+
+
+def test_unchanged_toast_comes_from_the_previous_image_in_the_batch(warehouse):
+    apply(warehouse, txn(1, row(1, "old long name")))
+    toast = RowChange(PRODUCTS, "U",
+                      ("1", UNCHANGED, "3.00", "2026-01-01 10:00:00", "2026-02-03", "t"))
+    # The name is set in one transaction and left unchanged in the next, in one batch.
+    apply(warehouse, txn(2, upd(1, "new long name")), txn(3, toast))
+    assert [v[0] for v in history(warehouse, 1)] == ["old long name", "new long name",
+                                                     "new long name"]
+    # A row inserted in the same batch has no current row to fall back on.
+    apply(warehouse, txn(4, row(2, "born long")), txn(5, RowChange(PRODUCTS, "U", (
+        "2", UNCHANGED, "4.00", "2026-01-01 10:00:00", "2026-02-03", "t"))))
+    assert [v[0] for v in history(warehouse, 2)] == ["born long", "born long"]
+
+
+def test_a_large_transaction_staged_in_many_chunks_applies_as_one(warehouse):
+    changes = [row(i, f"p{i}") for i in range(1, 1001)] + [upd(i, "edited") for i in range(1, 501)]
+    assert apply(warehouse, txn(1, *changes), chunk_rows=97) == 1500
+    assert warehouse.db.execute(
+        "SELECT count(*), count(*) FILTER (product_name = 'edited') FROM history.products"
+    ).fetchone() == (1000, 500)
+    assert warehouse.db.execute(
+        "SELECT row_count FROM _acme.row_counts WHERE layer = 'current'").fetchone() == (1000,)

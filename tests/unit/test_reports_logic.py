@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from acme.classification import StatusClassification
 from acme.errors import ConfigError
-from acme.reports.classification import StatusClassification
 from acme.reports.engine import check_limit, parse_as_of
 from acme.reports.serialize import payload_csv
 

@@ -1,22 +1,32 @@
 """FastAPI application over one warehouse connection (owned by `acme serve`'s pipeline, or a
-read-only one). Paths are compatible with ACME's existing analytics API."""
+read-only one). Paths are compatible with ACME's existing analytics API; the dashboard at `/`
+and its assets under `/static` (the charting library is shipped in the package: nothing is
+loaded from the internet)."""
 
 import hmac
+import json
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import duckdb
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
+from acme.classification import StatusClassification
 from acme.errors import AcmeError, ConfigError
-from acme.reports.classification import StatusClassification
+from acme.observe.metrics import CONTENT_TYPE, PipelineMetrics
+from acme.reports.cache import AnswerCache
 from acme.reports.engine import MAX_LIMIT, parse_as_of, run_report
-from acme.reports.serialize import answer_payload, status_payload, story_payload
+from acme.reports.serialize import answer_payload, lag_payload, status_payload, story_payload
+from acme.verify import VerifyReport
 from acme.warehouse.inspect import order_story, warehouse_status
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
+STATIC = Path(__file__).with_name("static")
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many rows (1..1000).")]
 AsOf = Annotated[str | None, Query(description="Answer as of this past time (ISO 8601, UTC "
                                                "unless a zone is given).")]
@@ -30,12 +40,27 @@ OPEN_PATHS = ("/health",)
 
 
 def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
-               classification: StatusClassification, token: str | None = None) -> FastAPI:
-    """`connection()` returns the live warehouse connection, or None while it is not open.
+               classification: StatusClassification, metrics: PipelineMetrics | None = None,
+               verify: Callable[[duckdb.DuckDBPyConnection], VerifyReport] | None = None,
+               cache: AnswerCache | None = None, token: str | None = None) -> FastAPI:
+    """`connection()` returns the live warehouse connection, or None while it is not open;
+    `metrics` gathers what /metrics shows; `verify` compares the warehouse with the source;
+    `cache` (invalidated by the pipeline at each commit) shares answers between requests.
     With a `token`, every path but /health asks for it as `Authorization: Bearer <token>`."""
     app = FastAPI(title="ACME Analytics", version="0.1.0",
                   description="Open orders, delivery dates, pending items and customers, "
                               "current or as of any past time, with their freshness.")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    metrics = metrics or PipelineMetrics()
+
+    @app.middleware("http")
+    async def _timed(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        # The route template, not the raw path: one series per endpoint, not per order id.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.request_done(route, request.method, response.status_code, started)
+        return response
 
     if token:
         expected = f"Bearer {token}".encode()
@@ -60,15 +85,23 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
             raise NotReady("the warehouse is not open yet; the pipeline is starting")
         return live
 
-    def answer(name: str, limit: int | None, as_of: str | None,
-               status: str | None = None) -> dict[str, Any]:
-        moment = parse_as_of(as_of)
+    def compute(name: str, limit: int | None, moment: datetime | None,
+                status: str | None) -> bytes:
         try:
-            return answer_payload(run_report(db(), name, classification, limit, moment,
-                                             status))
+            payload = answer_payload(run_report(db(), name, classification, limit, moment,
+                                                status))
         except duckdb.CatalogException:
             raise NotReady("the warehouse has no data yet; the initial snapshot is "
                            "still running") from None
+        return json.dumps(payload).encode()
+
+    def answer(name: str, limit: int | None, as_of: str | None,
+               status: str | None = None) -> Response:
+        moment = parse_as_of(as_of)
+        body = (cache.get((name, limit, moment, status),
+                          lambda: compute(name, limit, moment, status))
+                if cache else compute(name, limit, moment, status))
+        return Response(body, media_type="application/json")
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> HTMLResponse:
@@ -79,20 +112,20 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
         return {"status": "ok"}
 
     @app.get("/analytics/orders", summary="Open orders by delivery date and status")
-    def open_orders(status: Literal["open"] = "open", as_of: AsOf = None) -> dict[str, Any]:
+    def open_orders(status: Literal["open"] = "open", as_of: AsOf = None) -> Response:
         return answer("open-orders", None, as_of)
 
     @app.get("/analytics/orders/top", summary="Delivery dates with the most open orders")
-    def top_delivery_dates(limit: Limit = 3, as_of: AsOf = None) -> dict[str, Any]:
+    def top_delivery_dates(limit: Limit = 3, as_of: AsOf = None) -> Response:
         return answer("top-delivery-dates", limit, as_of)
 
     @app.get("/analytics/orders/product", summary="Open pending items by product")
-    def pending_items(as_of: AsOf = None) -> dict[str, Any]:
+    def pending_items(as_of: AsOf = None) -> Response:
         return answer("pending-items", None, as_of)
 
     @app.get("/analytics/orders/customers", summary="Customers with the most pending orders")
     def top_customers(status: Literal["open", "pending"] = "pending", limit: Limit = 3,
-                      as_of: AsOf = None) -> dict[str, Any]:
+                      as_of: AsOf = None) -> Response:
         return answer("top-customers", limit, as_of, status)
 
     @app.get("/analytics/orders/{order_id}/history", summary="One order's versions and moves",
@@ -103,8 +136,17 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
             raise HTTPException(404, f"order {order_id} is not in the warehouse history")
         return story_payload(story)
 
-    @app.get("/status", summary="Checkpoint, freshness and row counts")
+    @app.get("/status", summary="Checkpoint, freshness, lag behind the source, row counts")
     def status() -> dict[str, Any]:
-        return status_payload(warehouse_status(db()))
+        return {**status_payload(warehouse_status(db())), "lag": lag_payload(metrics.lag)}
+
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    if verify is not None:
+        @app.get("/verify", summary="Compare the warehouse with the source (slow: scans both)")
+        def verify_now() -> dict[str, Any]:
+            return verify(db()).payload()
 
     return app

@@ -13,8 +13,8 @@ import typer
 
 from acme.cli import source
 from acme.cli.output import console
-from acme.cli.serve import LiveWarehouse, run_server
-from acme.cli.sync import options_from, stop_on_signals
+from acme.cli.serve import run_server
+from acme.cli.sync import ConsoleObserver, options_from, stop_on_signals
 from acme.config import (
     APP_PASSWORD,
     APP_USER,
@@ -54,7 +54,7 @@ def demo(orders: int = typer.Option(200_000, "--orders", min=1,
     options = options_from(settings, embedded_dsn(CDC_USER, CDC_PASSWORD, state.port),
                            warehouse, None, None, once=False, create_slot=True)
     stop = stop_on_signals()
-    observer = LiveWarehouse(quiet_batches=True)
+    observer = ConsoleObserver(quiet_batches=True)
     traffic = threading.Thread(target=run_traffic, args=(app_dsn, rate),
                                kwargs={"seed": 7, "stop": stop}, daemon=True)
 

@@ -16,9 +16,10 @@ import psycopg
 import psycopg2
 import typer
 
-from acme.cli import demo, report, serve, source, sync
+from acme.cli import demo, lake, report, serve, source, sync, verify
 from acme.cli.output import err_console
 from acme.errors import AcmeError
+from acme.observe.logs import LogFormat, configure, json_enabled, log_error
 
 try:  # recent Typer vendors click; its parser raises these
     from typer._click import exceptions as click_errors
@@ -39,14 +40,21 @@ app.command()(sync.sync)
 app.command()(serve.serve)
 app.command()(report.report)
 app.command()(report.status)
+app.command()(verify.verify)
 app.add_typer(report.history_app, name="history")
+app.add_typer(lake.app, name="lake")
 
 _debug = {"on": False}
 
 
 @app.callback()
-def _global(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")):
+def _global(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+            log_format: LogFormat = typer.Option(
+                LogFormat.text, "--log-format", envvar="ACME_LOG_FORMAT",
+                help="json: one JSON object per line on stderr (batches, reconnects, errors, "
+                     "snapshot progress).")):
     _debug["on"] = debug
+    configure(log_format)
 
 
 def _first_line(error: BaseException) -> str:
@@ -87,5 +95,9 @@ def main() -> None:
     except (AcmeError, psycopg.Error, psycopg2.Error, duckdb.Error, OSError) as error:
         if _debug["on"]:
             raise
-        _fail(_message(error), EXIT_ERROR)
+        message = _message(error)
+        if json_enabled():
+            log_error(error, message)
+            sys.exit(EXIT_ERROR)
+        _fail(message, EXIT_ERROR)
     sys.exit(code if isinstance(code, int) else 0)

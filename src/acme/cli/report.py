@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from acme.capture.catalog import source_position
+from acme.classification import classification_from
 from acme.cli.output import (
     check_output_dir,
     check_output_file,
@@ -27,7 +28,6 @@ from acme.config import (
 from acme.errors import AcmeError, ConfigError
 from acme.lsn import format_lsn, parse_lsn
 from acme.reports.access import AnswerSource, open_answers
-from acme.reports.classification import classification_from
 from acme.reports.definitions import REPORTS
 from acme.reports.engine import check_limit, parse_as_of
 from acme.reports.serialize import payload_csv
@@ -40,16 +40,31 @@ class Format(StrEnum):
     json = "json"
 
 
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    daft = "daft"
+
+
 WarehouseOption = typer.Option(None, "--warehouse", help="DuckDB file [ACME_WAREHOUSE].")
 
 
-def _answers(warehouse: Path | None) -> tuple[AnswerSource, Settings]:
+def _answers(warehouse: Path | None, engine: Engine = Engine.duckdb,
+             lake: str | None = None) -> tuple[AnswerSource, Settings]:
     settings = load_settings()
+    classification = classification_from(settings.terminal_statuses,
+                                         settings.pending_statuses)
+    if engine is Engine.daft:
+        location = lake or settings.lake
+        if not location:
+            raise ConfigError("--engine daft reads the Iceberg lake: give --lake DIR "
+                              "(or catalog:NAME), or set ACME_LAKE")
+        from acme.reports.lake_engine import LakeSource
+
+        return LakeSource.open(location, classification), settings
     path = check_warehouse_path(settings.warehouse if warehouse is None else warehouse,
                                 must_exist=True)
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    return open_answers(path, classification_from(settings.terminal_statuses,
-                                                  settings.pending_statuses), token), settings
+    return open_answers(path, classification, token), settings
 
 
 def _render_table(payload: dict[str, Any]) -> None:
@@ -72,7 +87,11 @@ def report(name: str = typer.Argument(..., help=f"One of: {', '.join(REPORTS)}, 
            output: Path = typer.Option(None, "--output", help="Write to this file."),
            output_dir: Path = typer.Option(None, "--output-dir",
                                            help="With 'all': write one CSV per report."),
-           warehouse: Path = WarehouseOption) -> None:
+           warehouse: Path = WarehouseOption,
+           engine: Engine = typer.Option(Engine.duckdb, "--engine",
+                                         help="duckdb: the warehouse; daft: the Iceberg lake."),
+           lake: str = typer.Option(None, "--lake",
+                                    help="The lake --engine daft reads [ACME_LAKE].")) -> None:
     """Answer a business report, now or as of a past time."""
     if name != "all" and name not in REPORTS:
         raise ConfigError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}, all")
@@ -84,7 +103,7 @@ def report(name: str = typer.Argument(..., help=f"One of: {', '.join(REPORTS)}, 
         check_output_file(output)
     if output_dir is not None:
         check_output_dir(output_dir)
-    answers, _ = _answers(warehouse)
+    answers, _ = _answers(warehouse, engine, lake)
     try:
         if name == "all":
             # Every answer first, then the files: a failed query writes nothing.

@@ -3,7 +3,8 @@
 DuckDB allows one writing process per file, so the process that applies changes also answers
 queries: API requests read through cursors of the pipeline's own connection (DuckDB's MVCC
 gives each a committed snapshot while batches commit). `acme report` from another terminal
-finds this server through `<warehouse>.serve.json` and asks it over HTTP.
+finds this server through `<warehouse>.serve.json` and asks it over HTTP. The same process
+samples the source's lag and exports metrics at /metrics.
 """
 
 import ipaddress
@@ -19,41 +20,56 @@ import typer
 import uvicorn
 
 from acme.api.app import create_app
+from acme.classification import classification_from
 from acme.cli.output import err_console
 from acme.cli.sync import (
-    ConsoleObserver,
     DsnOption,
     NoCreateSlotOption,
     PublicationOption,
     SlotOption,
     WarehouseOption,
     options_from,
+    progress_observer,
     stop_on_signals,
 )
 from acme.config import Settings, load_settings
 from acme.errors import ConfigError, WarehouseError
-from acme.pipeline import SyncOptions, run_sync
+from acme.observe import Observers
+from acme.observe.lag import SourceLagPoller
+from acme.observe.logs import json_enabled, log_event
+from acme.observe.metrics import PipelineMetrics
+from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
 from acme.ports import check_port_free
 from acme.reports.access import serve_marker, write_serve_marker
-from acme.reports.classification import classification_from
+from acme.reports.cache import AnswerCache
+from acme.verify import VerifyOptions, verify_warehouse
 from acme.warehouse.store import Warehouse
 
 
-class LiveWarehouse(ConsoleObserver):
-    """Console progress, plus the warehouse connection the API reads through."""
+class LiveWarehouse(SyncObserver):
+    """The warehouse connection the API reads through, once the pipeline has opened it, and
+    the answers it shares until the next commit."""
 
-    def __init__(self, quiet_batches: bool = False):
-        super().__init__(quiet_batches)
+    def __init__(self) -> None:
         self.db: duckdb.DuckDBPyConnection | None = None
+        self.answers = AnswerCache()
 
     def warehouse_opened(self, warehouse: Warehouse) -> None:
         self.db = warehouse.db
+        self.answers.invalidate()
+
+    def snapshot_done(self, rows: int, seconds: float) -> None:
+        self.answers.invalidate()
+
+    def batch_applied(self, stats: BatchStats) -> None:
+        self.answers.invalidate()
 
 
 def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
-               observer: LiveWarehouse, stop: threading.Event,
+               observer: SyncObserver, stop: threading.Event,
                url_ready: Callable[[str], None] = lambda url: None) -> None:
-    """Serve until Ctrl-C/SIGTERM (or `stop`), with the pipeline on a thread.
+    """Serve until Ctrl-C/SIGTERM (or `stop`), with the pipeline and the lag poller on
+    threads; `observer` watches the pipeline beside the API's own observers.
 
     The URL is announced (and written to `<warehouse>.serve.json`) only once the pipeline
     holds the warehouse, so a second server that cannot have it never overwrites the first's
@@ -62,14 +78,24 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
     check_port_free(port, host)
     classification = classification_from(settings.terminal_statuses, settings.pending_statuses)
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    app = create_app(lambda: observer.db, classification, token)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    live, metrics = LiveWarehouse(), PipelineMetrics()
+    watchers = Observers(live, observer, metrics)
+    verify_options = VerifyOptions(options.dsn, options.slot, options.publication)
+    app = create_app(lambda: live.db, classification, metrics,
+                     verify=lambda db: verify_warehouse(db, verify_options), cache=live.answers,
+                     token=token)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           log_config=None if json_enabled() else
+                                           uvicorn.config.LOGGING_CONFIG))
+    poller = SourceLagPoller(options.dsn, options.slot, metrics.lag_sampled, metrics.error)
     failure: list[BaseException] = []
 
     def pipeline() -> None:
         try:
-            run_sync(options, stop, observer)
+            run_sync(options, stop, watchers)
         except BaseException as error:  # reported by the main thread
+            if isinstance(error, Exception):
+                metrics.error(error)
             failure.append(error)
         finally:
             server.should_exit = True
@@ -77,9 +103,9 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
     announced: list[str] = []
 
     def announce() -> None:
-        while not (server.started and observer.db is not None) and not server.should_exit:
+        while not (server.started and live.db is not None) and not server.should_exit:
             time.sleep(0.05)
-        if server.started and observer.db is not None and not failure:
+        if server.started and live.db is not None and not failure:
             url = f"http://{host}:{port}"
             write_serve_marker(Path(options.warehouse), url)
             announced.append(url)
@@ -92,12 +118,14 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
     watcher = threading.Thread(target=announce, name="announce", daemon=True)
     worker.start()
     watcher.start()
+    poller.start()
     try:
         server.run()
     finally:
         stop.set()
         worker.join()
         watcher.join(timeout=5)
+        poller.stop()
         if announced:
             serve_marker(Path(options.warehouse)).unlink(missing_ok=True)
     if failure:
@@ -135,14 +163,19 @@ def serve(host: str = typer.Option(None, "--host", help="Bind address [127.0.0.1
           insecure: bool = typer.Option(False, "--insecure",
                                         help="Allow a non-loopback --host without a token."),
           ) -> None:
-    """Sync and serve the HTTP API (OpenAPI docs at /docs) in one process."""
+    """Sync and serve the HTTP API (OpenAPI docs at /docs, metrics at /metrics)."""
     settings = load_settings()
     options = options_from(settings, dsn, warehouse, slot, publication, False,
                            not no_create_slot, command="serve")
     bind = host or settings.api_host
     check_exposure(bind, settings.api_token.get_secret_value() if settings.api_token else None,
                    insecure)
-    observer = LiveWarehouse()
     run_server(settings, options, bind, port or settings.api_port,
-               observer, stop_on_signals(),
-               url_ready=lambda url: err_console.print(f"API at {url} (docs: {url}/docs)"))
+               progress_observer(), stop_on_signals(), url_ready=_announce)
+
+
+def _announce(url: str) -> None:
+    if json_enabled():
+        log_event("serving", f"API at {url}", url=url)
+    else:
+        err_console.print(f"API at {url} (docs: {url}/docs)")

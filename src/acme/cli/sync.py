@@ -15,6 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from acme.classification import classification_from
 from acme.cli.output import console, err_console
 from acme.config import (
     Settings,
@@ -25,8 +26,8 @@ from acme.config import (
     load_settings,
 )
 from acme.lsn import format_lsn
+from acme.observe.logs import LogObserver, json_enabled
 from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
-from acme.reports.classification import classification_from
 
 DsnOption = typer.Option(None, "--dsn", help="Replication user's URL [ACME_SOURCE_DSN].")
 WarehouseOption = typer.Option(None, "--warehouse", help="DuckDB file [ACME_WAREHOUSE].")
@@ -34,6 +35,11 @@ SlotOption = typer.Option(None, "--slot", help="Replication slot [ACME_SLOT].")
 PublicationOption = typer.Option(None, "--publication", help="Publication [ACME_PUBLICATION].")
 NoCreateSlotOption = typer.Option(False, "--no-create-slot",
                                   help="Fail if the slot does not exist.")
+LakeOption = typer.Option(None, "--lake", help="Also commit the history to Iceberg tables: a "
+                          "directory, or catalog:NAME from pyiceberg's config [ACME_LAKE].")
+LakeIntervalOption = typer.Option(None, "--lake-interval", min=0.1,
+                                  help="Seconds between lake commits (default 10) "
+                                       "[ACME_LAKE_INTERVAL].")
 
 
 def _given(flag, setting):
@@ -43,8 +49,8 @@ def _given(flag, setting):
 
 def options_from(settings: Settings, dsn: str | None, warehouse: Path | None,
                  slot: str | None, publication: str | None, once: bool,
-                 create_slot: bool, command: str = "sync",
-                 resnapshot: bool = False) -> SyncOptions:
+                 create_slot: bool, command: str = "sync", resnapshot: bool = False,
+                 lake: str | None = None, lake_interval: float | None = None) -> SyncOptions:
     """Flags over settings (environment, acme.toml), each checked before anything starts."""
     path = check_warehouse_path(_given(warehouse, settings.warehouse))
     return SyncOptions(
@@ -54,7 +60,8 @@ def options_from(settings: Settings, dsn: str | None, warehouse: Path | None,
         once=once, create_slot=create_slot, resnapshot=resnapshot,
         application_name=f"acme {command} {path}",
         classification=classification_from(settings.terminal_statuses,
-                                            settings.pending_statuses))
+                                            settings.pending_statuses),
+        lake=lake or settings.lake, lake_interval=lake_interval or settings.lake_interval)
 
 
 class ConsoleObserver(SyncObserver):
@@ -105,9 +112,22 @@ class ConsoleObserver(SyncObserver):
                               f"{format_lsn(stats.end_lsn)}; lag {self.last_lag_ms:.0f} ms",
                               highlight=False)
 
-
     def connection_lost(self, reason: str, retry_in: float) -> None:
         err_console.print(f"{reason}; retrying in {retry_in:.0f}s", highlight=False)
+
+    def lake_committed(self, commit) -> None:
+        if not self.quiet_batches:
+            err_console.print(f"lake at {format_lsn(commit.lsn)}: {commit.versions:,} versions, "
+                              f"{commit.tombstones:,} deletes in {commit.seconds:.2f}s",
+                              highlight=False)
+
+    def lake_failed(self, reason: str) -> None:
+        err_console.print(f"lake commit failed (retrying): {reason}", highlight=False)
+
+
+def progress_observer(quiet_batches: bool = False) -> SyncObserver:
+    """JSON log events with --log-format json, else the console's lines."""
+    return LogObserver() if json_enabled() else ConsoleObserver(quiet_batches)
 
 
 def stop_on_signals() -> threading.Event:
@@ -126,11 +146,12 @@ def sync(once: bool = typer.Option(False, "--once",
              False, "--resnapshot",
              help="Rebuild the warehouse from a fresh snapshot (built beside it, swapped in "
                   "when complete)."),
-         ) -> None:
+         lake: str = LakeOption, lake_interval: float = LakeIntervalOption) -> None:
     """Capture changes from the source into the DuckDB warehouse (snapshot, then stream)."""
     options = options_from(load_settings(), dsn, warehouse, slot, publication, once,
-                           not no_create_slot, resnapshot=resnapshot)
-    checkpoint = run_sync(options, stop_on_signals(), ConsoleObserver())
+                           not no_create_slot, resnapshot=resnapshot, lake=lake,
+                           lake_interval=lake_interval)
+    checkpoint = run_sync(options, stop_on_signals(), progress_observer())
     when = checkpoint.commit_time.isoformat() if checkpoint.commit_time else "-"
     console.print(f"warehouse {options.warehouse} at {format_lsn(checkpoint.end_lsn)} "
                   f"(source commit {when})")

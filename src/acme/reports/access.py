@@ -15,11 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from acme.classification import StatusClassification
 from acme.errors import ConfigError, SourceUnreachable, WarehouseError
-from acme.reports.classification import StatusClassification
 from acme.reports.definitions import REPORTS
 from acme.reports.engine import run_report
 from acme.reports.serialize import answer_payload, status_payload, story_payload
+from acme.verify import VerifyOptions, verify_warehouse
 from acme.warehouse.inspect import order_story, warehouse_status
 from acme.warehouse.store import Warehouse
 
@@ -35,6 +36,7 @@ class AnswerSource(Protocol):
     def report(self, name: str, limit: int | None, as_of: datetime | None) -> dict: ...
     def status(self) -> dict: ...
     def order_history(self, order_id: int) -> dict: ...
+    def verify(self, options: VerifyOptions) -> dict: ...
     def close(self) -> None: ...
 
 
@@ -61,6 +63,9 @@ class LocalSource:
     def order_history(self, order_id: int) -> dict:
         return story_payload(order_story(self.warehouse.db, order_id))
 
+    def verify(self, options: VerifyOptions) -> dict:
+        return verify_warehouse(self.warehouse.db, options).payload()
+
     def close(self) -> None:
         self.warehouse.close()
 
@@ -70,13 +75,13 @@ class ServerSource:
     url: str
     token: str | None = None
 
-    def _get(self, path: str, params: dict[str, Any]) -> dict:
+    def _get(self, path: str, params: dict[str, Any], timeout: float = 30) -> dict:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
         request = urllib.request.Request(f"{self.url}{path}?{query}")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
             try:
@@ -103,6 +108,10 @@ class ServerSource:
 
     def order_history(self, order_id: int) -> dict:
         return self._get(f"/analytics/orders/{order_id}/history", {})
+
+    def verify(self, options: VerifyOptions) -> dict:
+        """Asked of the server, which compares with the source it follows."""
+        return self._get("/verify", {}, timeout=options.catch_up_seconds * options.rounds + 600)
 
     def close(self) -> None:
         pass

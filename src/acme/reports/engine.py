@@ -1,15 +1,16 @@
 """Running a report against the warehouse: parameters checked, answer with its freshness."""
 
+import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 
-from acme.errors import ConfigError
+from acme.classification import StatusClassification
+from acme.errors import ConfigError, WarehouseError
 from acme.lsn import format_lsn
-from acme.reports.classification import StatusClassification
 from acme.reports.definitions import REPORTS, table_sources
 
 MAX_LIMIT = 1000
@@ -57,15 +58,15 @@ def check_limit(limit: int | None) -> None:
 def run_report(db: duckdb.DuckDBPyConnection, name: str, classification: StatusClassification,
                limit: int | None = None, as_of: datetime | None = None,
                status: str | None = None) -> ReportAnswer:
-    """`status` 'open' makes a pending-orders report count open orders instead."""
+    """`status` 'open' makes the customers report count open orders instead of pending ones
+    (`{counted}` in its SQL)."""
     if name not in REPORTS:
         raise ConfigError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}")
     check_limit(limit)
-    if status == "open":
-        classification = replace(classification, pending=())  # no pending list: pending = open
     report = REPORTS[name]
-    sql = report.sql.format(**table_sources(as_of is not None))
-    params: dict[str, Any] = classification.sql_params()
+    counted = "open_orders" if status == "open" else "pending_orders"
+    sql = report.sql.format(**table_sources(as_of is not None), counted=counted)
+    params: dict[str, Any] = {}
     if report.takes_limit:
         params["limit"] = limit or report.default_limit
     if as_of is not None:
@@ -74,6 +75,7 @@ def run_report(db: duckdb.DuckDBPyConnection, name: str, classification: StatusC
     cursor = db.cursor()
     try:
         cursor.execute("BEGIN TRANSACTION")  # the answer and its freshness from one snapshot
+        check_state(cursor, classification)
         result = cursor.execute(sql, {k: v for k, v in params.items() if k in used})
         columns = tuple(column[0] for column in result.description)
         rows = tuple(result.fetchall())
@@ -82,6 +84,18 @@ def run_report(db: duckdb.DuckDBPyConnection, name: str, classification: StatusC
     finally:
         cursor.close()
     return ReportAnswer(name, report.title, columns, rows, as_of, freshness)
+
+
+def check_state(db: duckdb.DuckDBPyConnection, classification: StatusClassification) -> None:
+    """The report state must exist and count with the classification asked for."""
+    row = db.execute("SELECT classification FROM _acme.report_state").fetchone()
+    if row is None:
+        raise WarehouseError("the warehouse has no report state yet; run `acme sync` "
+                             "(the initial snapshot builds it)")
+    if json.loads(row[0]) != classification.sql_params():
+        raise ConfigError("the report state was built with another open/pending status "
+                          "classification; run `acme sync` to rebuild it with this one, or "
+                          "ask with the classification it was built with")
 
 
 def read_freshness(db: duckdb.DuckDBPyConnection) -> Freshness:

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from acme.observe.lag import LagSample
 from acme.reports.engine import ReportAnswer
 from acme.warehouse.inspect import OrderStory, WarehouseStatus
 
@@ -28,6 +29,14 @@ def status_payload(info: WarehouseStatus) -> dict[str, Any]:
             "seconds_since_source_commit": info.seconds_behind_commit,
             "now": datetime.now(UTC).isoformat(),
             "rows": {f"{c.layer}.{c.table}": c.rows for c in info.counts}}
+
+
+def lag_payload(sample: LagSample | None) -> dict[str, Any] | None:
+    """How far behind the source, as last sampled (None: not sampled yet or no source)."""
+    if sample is None:
+        return None
+    return {"sampled_at": plain(sample.at), "seconds": sample.lag_seconds,
+            "bytes": sample.lag_bytes, "retained_wal_bytes": sample.retained_wal_bytes}
 
 
 def story_payload(story: OrderStory) -> dict[str, Any]:

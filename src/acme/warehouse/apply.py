@@ -1,139 +1,139 @@
-"""Micro-batch apply: committed transactions -> one DuckDB transaction (data + checkpoint).
+"""Micro-batch apply: staged row changes -> one DuckDB transaction (data + state + checkpoint).
 
-Row changes are gathered per table into an Arrow stage and merged with the set-based SQL of
-`merge.py`; a TRUNCATE first merges what came before it for that table. The checkpoint is
-written in the same DuckDB transaction, so a crash leaves either all of a batch or none of it.
+Chunks of row changes are staged into per-table temp tables as they arrive, inside the batch's
+DuckDB transaction, so neither a large batch nor a large source transaction is ever held in
+Python (DuckDB spills beyond its memory limit). At the batch's end the stages are merged
+set-based (`merge.py`), the report state takes the batch's boundaries (`report_state.py`), the
+row counters move, and the checkpoint is written: all in one commit, so a crash leaves all of
+a batch or none of it. A TRUNCATE first merges what was staged before it.
+
+One thread owns an applier: DuckDB transactions belong to a connection.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-import pyarrow as pa
-
-from acme.capture.pgoutput import UNCHANGED, Relation
-from acme.capture.transactions import RowChange, TableTruncate, Transaction
-from acme.warehouse.merge import merge_sql, truncate_sql, typed_stage_sql
+from acme.capture.pgoutput import Relation
+from acme.classification import StatusClassification
+from acme.warehouse.merge import (
+    create_stage_sql,
+    merge_sql,
+    net_sql,
+    net_table,
+    stage_table,
+    truncate_sql,
+)
+from acme.warehouse.report_state import ReportState
+from acme.warehouse.stage import StageChunk
 from acme.warehouse.store import Checkpoint, Warehouse
-from acme.warehouse.tables import TableSpec
-
-COMMIT_TS = pa.timestamp("us", tz="UTC")
+from acme.warehouse.tables import TableSpec, quote
 
 
 @dataclass
-class _TableBuffer:
-    """One table's staged row changes, in stream order."""
-
-    seqs: list[int] = field(default_factory=list)
-    ops: list[str] = field(default_factory=list)
-    commit_times: list[datetime] = field(default_factory=list)
-    lsns: list[int] = field(default_factory=list)
-    rows: list[tuple] = field(default_factory=list)
-    relations: list[Relation] = field(default_factory=list)
-
-    def add(self, seq: int, change: RowChange, transaction: Transaction) -> None:
-        self.seqs.append(seq)
-        self.ops.append(change.op)
-        self.commit_times.append(transaction.commit_time)
-        self.lsns.append(transaction.commit_lsn)
-        self.rows.append(change.values if change.values is not None else _key_row(change))
-        self.relations.append(change.relation)
-
-    def to_arrow(self, spec: TableSpec) -> tuple[pa.Table, bool]:
-        """The stage as Arrow (text values) and whether any value was unchanged TOAST."""
-        names = spec.column_names
-        columns: dict[str, list] = {name: [] for name in names}
-        for relation, rows in self._runs():
-            # Transpose a run of rows at once; columns this relation lacks stay NULL.
-            for name, values in zip(relation.column_names, zip(*rows, strict=True),
-                                    strict=True):
-                columns[name].extend(values)
-            for name in names:
-                if name not in relation.column_names:
-                    columns[name].extend([None] * len(rows))
-        unchanged: list[list[str] | None] = [None] * len(self.seqs)
-        for name, values in columns.items():
-            if UNCHANGED in values:
-                for i, value in enumerate(values):
-                    if value is UNCHANGED:
-                        values[i] = None
-                        unchanged[i] = (unchanged[i] or []) + [name]
-        table = pa.table({
-            "_seq": pa.array(self.seqs, pa.int64()),
-            "_op": pa.array(self.ops, pa.string()),
-            "_commit_ts": pa.array(self.commit_times, COMMIT_TS),
-            "_lsn": pa.array(self.lsns, pa.uint64()),
-            "_unchanged": pa.array(unchanged, pa.list_(pa.string())),
-            **{name: pa.array(values, pa.string()) for name, values in columns.items()},
-        })
-        return table, any(item is not None for item in unchanged)
-
-    def _runs(self) -> list[tuple[Relation, list[tuple]]]:
-        """Consecutive rows described by the same Relation message."""
-        runs: list[tuple[Relation, list[tuple]]] = []
-        for relation, row in zip(self.relations, self.rows, strict=True):
-            if runs and runs[-1][0] is relation:
-                runs[-1][1].append(row)
-            else:
-                runs.append((relation, [row]))
-        return runs
-
-
-def _key_row(change: RowChange) -> tuple:
-    key = iter(change.key)
-    return tuple(next(key) if column.is_key else None for column in change.relation.columns)
+class _Staged:
+    spec: TableSpec
+    rows: int = 0
+    has_unchanged: bool = False
 
 
 class BatchApplier:
     """Applies batches to one warehouse, remembering its table layout between batches."""
 
-    def __init__(self, warehouse: Warehouse):
+    def __init__(self, warehouse: Warehouse, classification: StatusClassification):
         self.warehouse = warehouse
+        self.db = warehouse.db
         self.tables = warehouse.tables()
+        self.state = ReportState(self.db, classification)
+        with warehouse.transaction():
+            self.state_active = self.state.ensure(set(self.tables))
+        self.staged: dict[str, _Staged] = {}
+        self.in_batch = False
+        self.applied = 0
 
-    def apply(self, transactions: list[Transaction], checkpoint: Checkpoint) -> int:
-        """Apply the transactions and the checkpoint atomically; returns row changes applied."""
-        applied = 0
-        try:
-            with self.warehouse.transaction():
-                buffers: dict[str, _TableBuffer] = {}
-                seq = 0
-                for transaction in transactions:
-                    for change in transaction.changes:
-                        if isinstance(change, TableTruncate):
-                            for relation in change.relations:
-                                applied += self._flush(relation.name, buffers)
-                                self._truncate(relation, transaction.commit_time)
-                            continue
-                        seq += 1
-                        buffers.setdefault(change.relation.name, _TableBuffer()).add(
-                            seq, change, transaction)
-                for name in list(buffers):
-                    applied += self._flush(name, buffers)
-                self.warehouse.write_checkpoint(checkpoint)
-        except BaseException:
-            self.tables = self.warehouse.tables()  # DDL of the failed batch was rolled back
-            raise
+    def stage(self, chunk: StageChunk) -> None:
+        """Add a chunk of row changes to the open batch."""
+        self._begin()
+        spec = self._spec_for(chunk.relations)
+        staged = self.staged.get(spec.name)
+        if staged is None:
+            self.db.execute(create_stage_sql(spec))
+            staged = self.staged[spec.name] = _Staged(spec)
+        elif staged.spec != spec:  # the table gained columns within the batch
+            for name in spec.column_names[len(staged.spec.columns):]:
+                self.db.execute(f"ALTER TABLE {stage_table(spec)} "
+                                f"ADD COLUMN {quote(name)} VARCHAR")
+            staged.spec = spec
+        with self.warehouse.staged("stage_chunk", chunk.rows):
+            self.db.execute(f"INSERT INTO {stage_table(spec)} BY NAME "
+                            "SELECT * FROM stage_chunk")
+        staged.rows += chunk.rows.num_rows
+        unchanged = chunk.rows.column("_unchanged")
+        staged.has_unchanged |= unchanged.null_count < len(unchanged)
+
+    def truncate(self, relations: tuple[Relation, ...], commit_time: datetime) -> None:
+        """A TRUNCATE inside the open batch: what was staged before it is merged first."""
+        self._begin()
+        self._merge()
+        for relation in relations:
+            spec = self._spec_for((relation,))
+            close_versions, empty_current = truncate_sql(spec)
+            self.db.execute(close_versions, [commit_time])
+            removed = self.db.execute(empty_current).fetchone()[0]
+            self.warehouse.add_rows({("current", spec.name): -removed})
+            if self.state_active:
+                self.state.truncated(spec.name, commit_time)
+
+    def commit(self, checkpoint: Checkpoint) -> int:
+        """Merge the open batch, write the checkpoint and commit; returns row changes applied."""
+        self._begin()
+        self._merge()
+        self.warehouse.write_checkpoint(checkpoint)
+        self.db.execute("COMMIT")
+        self.in_batch = False
+        applied, self.applied = self.applied, 0
         return applied
 
-    def _spec_for(self, relations: list[Relation]) -> TableSpec:
+    def abort(self) -> None:
+        """Forget the open batch (after a failure): nothing of it stays."""
+        self.staged.clear()
+        self.applied = 0
+        if self.in_batch:
+            self.in_batch = False
+            self.db.execute("ROLLBACK")
+        self.tables = self.warehouse.tables()  # DDL of the failed batch was rolled back
+
+    def _begin(self) -> None:
+        if not self.in_batch:
+            self.db.execute("BEGIN TRANSACTION")
+            self.in_batch = True
+
+    def _spec_for(self, relations: tuple[Relation, ...]) -> TableSpec:
         spec = None
-        for relation in {id(r): r for r in relations}.values():  # distinct, in order
+        for relation in relations:
             spec = self.warehouse.ensure_table(TableSpec.from_relation(relation), self.tables)
         return spec
 
-    def _flush(self, name: str, buffers: dict[str, _TableBuffer]) -> int:
-        buffer = buffers.pop(name, None)
-        if buffer is None:
-            return 0
-        spec = self._spec_for(buffer.relations)
-        stage, has_unchanged = buffer.to_arrow(spec)
-        with self.warehouse.staged("stage_raw", stage):
-            self.warehouse.db.execute(typed_stage_sql(spec, has_unchanged))
-        for statement in merge_sql(spec):
-            self.warehouse.db.execute(statement)
-        return len(buffer.seqs)
-
-    def _truncate(self, relation: Relation, commit_time: datetime) -> None:
-        close_versions, empty_current = truncate_sql(self._spec_for([relation]))
-        self.warehouse.db.execute(close_versions, [commit_time])
-        self.warehouse.db.execute(empty_current)
+    def _merge(self) -> None:
+        """Merge everything staged so far into history, current and the report state."""
+        if not self.staged:
+            return
+        for staged in self.staged.values():
+            self.db.execute(net_sql(staged.spec, staged.has_unchanged))
+        if self.state_active:
+            self.state.apply_batch(set(self.staged))
+        moves: dict[tuple[str, str], int] = {}
+        for name, staged in self.staged.items():
+            close_versions, add_versions, drop_current, add_current = merge_sql(staged.spec)
+            self.db.execute(close_versions)
+            added = self.db.execute(add_versions).fetchone()[0]
+            dropped = self.db.execute(drop_current).fetchone()[0]
+            kept = self.db.execute(add_current).fetchone()[0]
+            moves[("history", name)] = added
+            moves[("current", name)] = kept - dropped
+            self.db.execute(f"DROP TABLE {stage_table(staged.spec)}")
+            self.db.execute(f"DROP TABLE {net_table(staged.spec)}")
+            self.applied += staged.rows
+        self.warehouse.add_rows(moves)
+        self.staged.clear()
+        if not self.state_active:
+            self.state_active = self.state.ensure(set(self.tables))

@@ -23,4 +23,5 @@ def load_table(warehouse: Warehouse, known: dict[str, TableSpec], spec: TableSpe
         rows += batch.num_rows
         progress(batch.num_rows)
     warehouse.db.execute(current_from_history_sql(spec))
+    warehouse.recount(spec.name)
     return rows

@@ -1,23 +1,39 @@
 """The SCD type 2 merge, as SQL generated from a table description. No I/O.
 
-A micro-batch of row changes for one table is staged (`stage_raw`: text values as received,
-plus `_seq`, `_op`, `_commit_ts`, `_lsn`, `_unchanged`) and merged set-based:
-1. typed stage: text cast to the column types; unchanged-TOAST values taken from `current`;
-2. history: close each touched key's open version at its first change in the batch;
-3. history: one new version per insert/update, valid until the key's next change in the batch;
+Streamed row changes are staged per table (`stage_table`: text values as received, plus `_seq`,
+`_op`, `_commit_ts`, `_lsn`, `_unchanged`), then merged set-based:
+The work tables are TEMP tables of the writer's connection: no reader sees them, committing
+them costs nothing, and DuckDB spills them to disk past its memory limit, so a batch of any
+size fits.
+1. net changes (`net_table`): text cast to the column types; an unchanged-TOAST value taken
+   from the row's previous image in the stage, else from `current`; one row per key and
+   transaction (its net effect: the source's other sessions never saw the states in between),
+   with the time the key changes next (`_next_ts`);
+2. history: close each touched key's open version at its first change;
+3. history: one new version per insert/update, valid until the key's next change;
 4. current: replace each touched key by its last state (or drop it if that was a delete).
 """
 
 from acme.warehouse.tables import TableSpec, quote
 
 VERSION_OP = "CASE _op WHEN 'I' THEN 'insert' ELSE 'update' END"
+STAGE_BOOKKEEPING = (("_seq", "BIGINT"), ("_op", "VARCHAR"), ("_commit_ts", "TIMESTAMPTZ"),
+                     ("_lsn", "UBIGINT"), ("_unchanged", "VARCHAR[]"))
 
 
 def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _key_match(spec: TableSpec, left: str, right: str) -> str:
+def stage_table(spec: TableSpec) -> str:
+    return quote(f"rows_{spec.name}")
+
+
+def net_table(spec: TableSpec) -> str:
+    return quote(f"net_{spec.name}")
+
+
+def key_match(spec: TableSpec, left: str, right: str) -> str:
     return " AND ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in spec.key)
 
 
@@ -29,30 +45,66 @@ def _columns(spec: TableSpec) -> str:
     return ", ".join(quote(name) for name in spec.column_names)
 
 
-def typed_stage_sql(spec: TableSpec, has_unchanged: bool) -> str:
-    table = f"current.{quote(spec.name)}"
+def create_stage_sql(spec: TableSpec) -> str:
+    columns = [f"{name} {kind}" for name, kind in STAGE_BOOKKEEPING]
+    columns += [f"{quote(name)} VARCHAR" for name in spec.column_names]
+    return f"CREATE OR REPLACE TEMP TABLE {stage_table(spec)} ({', '.join(columns)})"
+
+
+def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
+    """The staged changes, typed, one row per key and transaction, as `net_table(spec)`."""
+    keys = _keys(spec)
     if has_unchanged:
-        values = ", ".join(
-            f"CASE WHEN list_contains(r._unchanged, {literal(name)}) THEN c.{quote(name)} "
-            f"ELSE CAST(r.{quote(name)} AS {kind}) END AS {quote(name)}"
+        # A value is wrapped in a struct so that an explicit NULL (a non-NULL struct) is told
+        # apart from "unchanged" (a NULL struct) when carrying the last known value forward.
+        wrapped = ", ".join(
+            f"CAST({quote(name)} AS {kind}) AS {quote(name)}" if name in spec.key else
+            f"CASE WHEN list_contains(_unchanged, {literal(name)}) THEN NULL "
+            f"ELSE {{'v': CAST({quote(name)} AS {kind})}} END AS {quote(name)}"
             for name, kind in spec.columns)
-        source = f"stage_raw AS r LEFT JOIN {table} AS c ON {_key_match(spec, 'c', 'r')}"
+        carried = ", ".join(
+            f"s.{quote(name)}" if name in spec.key else
+            f"coalesce(last_value(s.{quote(name)} IGNORE NULLS) OVER w, "
+            f"{{'v': c.{quote(name)}}}).v AS {quote(name)}"
+            for name in spec.column_names)
+        typed = f"""
+            SELECT s._seq, s._op, s._commit_ts, s._lsn, {carried}
+            FROM (SELECT _seq, _op, _commit_ts, _lsn, {wrapped}
+                  FROM {stage_table(spec)}) AS s
+            LEFT JOIN current.{quote(spec.name)} AS c ON {key_match(spec, 'c', 's')}
+            WINDOW w AS (PARTITION BY {', '.join(f's.{quote(k)}' for k in spec.key)}
+                         ORDER BY s._seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"""
     else:
-        values = ", ".join(f"CAST(r.{quote(name)} AS {kind}) AS {quote(name)}"
+        values = ", ".join(f"CAST({quote(name)} AS {kind}) AS {quote(name)}"
                            for name, kind in spec.columns)
-        source = "stage_raw AS r"
+        typed = f"SELECT _seq, _op, _commit_ts, _lsn, {values} FROM {stage_table(spec)}"
+    columns = _columns(spec)
     return f"""
-        CREATE OR REPLACE TEMP TABLE stage AS
-        SELECT r._seq, r._op, r._commit_ts, r._lsn, {values}
-        FROM {source}"""
+        CREATE OR REPLACE TEMP TABLE {net_table(spec)} AS
+        SELECT _seq, _op, _commit_ts, _lsn, {columns},
+               lead(_commit_ts) OVER (PARTITION BY {keys} ORDER BY _seq) AS _next_ts
+        FROM (SELECT _seq, _commit_ts, _lsn, {columns},
+                     CASE WHEN _op = 'D' THEN 'D' WHEN _first_op = 'I' THEN 'I'
+                          ELSE 'U' END AS _op
+              FROM (SELECT *,
+                           first_value(_op) OVER t AS _first_op,
+                           row_number() OVER (PARTITION BY {keys}, _lsn
+                                              ORDER BY _seq DESC) AS _last
+                    FROM ({typed})
+                    WINDOW t AS (PARTITION BY {keys}, _lsn ORDER BY _seq))
+              -- born and gone inside one transaction: never visible
+              WHERE _last = 1 AND NOT (_first_op = 'I' AND _op = 'D'))"""
 
 
-def merge_sql(spec: TableSpec) -> list[str]:
-    """Statements merging the typed `stage` into history and current."""
+def merge_sql(spec: TableSpec) -> tuple[str, str, str, str]:
+    """Statements merging the net changes into history and current, in order: close open
+    versions, add versions (returns the count), drop touched keys from current (returns the
+    count), add their last state to current (returns the count)."""
     history = f"history.{quote(spec.name)}"
     current = f"current.{quote(spec.name)}"
+    net = net_table(spec)
     keys, columns = _keys(spec), _columns(spec)
-    return [
+    return (
         # least(): a transaction still committing when the copy's snapshot was taken is
         # streamed, yet its commit time can precede the snapshot's time; the copied version
         # then ends at that commit and is moved to start there (zero length), never ending
@@ -60,24 +112,19 @@ def merge_sql(spec: TableSpec) -> list[str]:
         f"""
         UPDATE {history} AS h
         SET _valid_to = f._first_ts, _valid_from = least(h._valid_from, f._first_ts)
-        FROM (SELECT {keys}, min(_commit_ts) AS _first_ts FROM stage GROUP BY {keys}) AS f
-        WHERE h._valid_to IS NULL AND {_key_match(spec, 'h', 'f')}""",
+        FROM (SELECT {keys}, min(_commit_ts) AS _first_ts FROM {net} GROUP BY {keys}) AS f
+        WHERE h._valid_to IS NULL AND {key_match(spec, 'h', 'f')}""",
         f"""
         INSERT INTO {history} ({columns}, _valid_from, _valid_to, _op, _lsn)
         SELECT {columns}, _commit_ts, _next_ts, {VERSION_OP}, _lsn
-        FROM (SELECT *, lead(_commit_ts) OVER (PARTITION BY {keys} ORDER BY _seq) AS _next_ts
-              FROM stage)
-        WHERE _op <> 'D'""",
+        FROM {net} WHERE _op <> 'D'""",
         f"""
-        DELETE FROM {current} AS c USING (SELECT DISTINCT {keys} FROM stage) AS s
-        WHERE {_key_match(spec, 'c', 's')}""",
+        DELETE FROM {current} AS c USING (SELECT DISTINCT {keys} FROM {net}) AS s
+        WHERE {key_match(spec, 'c', 's')}""",
         f"""
         INSERT INTO {current} ({columns})
-        SELECT {columns}
-        FROM (SELECT * FROM stage
-              QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY _seq DESC) = 1)
-        WHERE _op <> 'D'""",
-    ]
+        SELECT {columns} FROM {net} WHERE _next_ts IS NULL AND _op <> 'D'""",
+    )
 
 
 def truncate_sql(spec: TableSpec) -> tuple[str, str]:

@@ -10,7 +10,7 @@ status). Views are created once the source tables exist and replaced at each syn
 a changed status classification takes effect there.
 """
 
-from acme.reports.classification import StatusClassification
+from acme.classification import StatusClassification
 from acme.warehouse.merge import literal
 from acme.warehouse.store import Warehouse
 

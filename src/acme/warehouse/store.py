@@ -9,6 +9,9 @@ Layout (a public interface: analysts open this file directly):
 - `_acme.tables`: each table's primary key;
 - `_acme.source`: the source the warehouse was built from (see `ownership.py`), and in
   `_acme.checkpoint.confirmed_lsn` the furthest position ever confirmed to the slot.
+- `_acme.row_counts`: rows per history/current table, kept by every apply (status reads
+  these counters instead of counting);
+- `_acme.report_state`: the classification the report state (`reports.*`) was built with.
 """
 
 from collections.abc import Iterator
@@ -39,6 +42,14 @@ BOOTSTRAP = [
     """CREATE TABLE IF NOT EXISTS _acme.tables (
            name VARCHAR PRIMARY KEY,
            key_columns VARCHAR[] NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS _acme.row_counts (
+           layer VARCHAR NOT NULL,
+           name VARCHAR NOT NULL,
+           row_count BIGINT NOT NULL,
+           PRIMARY KEY (layer, name))""",
+    """CREATE TABLE IF NOT EXISTS _acme.report_state (
+           classification VARCHAR NOT NULL,
+           built_at TIMESTAMPTZ NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS _acme.source (
            singleton BOOLEAN PRIMARY KEY DEFAULT true,
            system_identifier VARCHAR NOT NULL,
@@ -49,7 +60,7 @@ BOOTSTRAP = [
     # Idle confirms move the slot past the last applied commit: each is recorded first.
     "ALTER TABLE _acme.checkpoint ADD COLUMN IF NOT EXISTS confirmed_lsn UBIGINT",
 ]
-MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT = "500MB"
 # How DuckDB words a file it cannot write: the disk is full or the file is read-only. These
 # pass when the operator fixes the disk; anything else is a bug and must not be retried.
 STORAGE_FAILURES = ("no space left", "read-only file system", "operation not permitted",
@@ -210,6 +221,28 @@ class Warehouse:
         self.db.execute(f"CREATE TABLE current.{quote(spec.name)} ({source})")
         self.db.execute("INSERT OR REPLACE INTO _acme.tables VALUES ($1, $2)",
                         [spec.name, list(spec.key)])
+        for layer in ("history", "current"):
+            self.db.execute("INSERT OR REPLACE INTO _acme.row_counts VALUES ($1, $2, 0)",
+                            [layer, spec.name])
+
+    def add_rows(self, moves: dict[tuple[str, str], int]) -> None:
+        """Move row counters: (layer, table) -> rows added (negative for rows removed)."""
+        moves = {key: rows for key, rows in moves.items() if rows}
+        if moves:
+            self.db.execute(
+                """UPDATE _acme.row_counts AS c SET row_count = c.row_count + m.delta
+                   FROM (SELECT unnest($1) AS layer, unnest($2) AS name,
+                                unnest($3) AS delta) AS m
+                   WHERE c.layer = m.layer AND c.name = m.name""",
+                [[layer for layer, _ in moves], [name for _, name in moves],
+                 list(moves.values())])
+
+    def recount(self, name: str) -> None:
+        """Set the table's counters from a count (after a bulk load)."""
+        for layer in ("history", "current"):
+            rows = self.db.execute(f"SELECT count(*) FROM {layer}.{quote(name)}").fetchone()[0]
+            self.db.execute("INSERT OR REPLACE INTO _acme.row_counts VALUES ($1, $2, $3)",
+                            [layer, name, rows])
 
 
 def storage_failure(error: Exception) -> str | None:

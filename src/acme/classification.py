@@ -33,13 +33,6 @@ class StatusClassification:
                 "pending": [normalize(s) for s in self.pending]}
 
 
-# SQL twins of is_open / is_pending, over a column named status and the params above.
-OPEN_SQL = "NOT list_contains($terminal, upper(trim(coalesce(status, ''))))" \
-           " OR status IS NULL"
-PENDING_SQL = (f"CASE WHEN len($pending) = 0 THEN ({OPEN_SQL}) "
-               "ELSE list_contains($pending, upper(trim(coalesce(status, '')))) END")
-
-
 def classification_from(terminal: tuple[str, ...], pending: tuple[str, ...]) -> \
         StatusClassification:
     return StatusClassification(tuple(terminal), tuple(pending))

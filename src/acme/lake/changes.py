@@ -1,0 +1,66 @@
+"""What the lake lacks, read from the DuckDB warehouse as SQL over its history. No Iceberg here.
+
+DuckDB's history is mutable (a version's `_valid_to` is set when its successor arrives; a
+DELETE or a TRUNCATE only closes the last version), the lake is append-only. Given the
+checkpoint LSN a lake table last recorded:
+- new versions are the history rows with `_lsn >= that LSN` (every transaction of a later batch
+  commits at or after the checkpoint's end LSN; every earlier one before it), except the
+  initial copy's rows, which only the table's first lake commit takes;
+- new tombstones are closed versions that no other version of their key continues at the
+  moment they end (a delete, a truncate, the old key of a key change). Their close time is a
+  source commit time, so only versions closed after the recorded checkpoint's commit time,
+  less CLOSE_MARGIN, can be new (commit times follow LSN order to within milliseconds; the
+  margin is ample); candidates the lake already holds are dropped by the caller.
+"""
+
+from datetime import timedelta
+
+from acme.warehouse.tables import TableSpec, quote
+
+CLOSE_MARGIN = timedelta(minutes=5)
+
+
+def _keys(spec: TableSpec, alias: str = "") -> str:
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{quote(k)}" for k in spec.key)
+
+
+def _key_match(spec: TableSpec, left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in spec.key)
+
+
+def closed_without_successor_sql(spec: TableSpec, bounded: bool) -> str:
+    """Tombstone candidates: key and close time of each version nothing continues.
+
+    With `bounded`, only versions closed at or after `$low`. A version can be zero-length
+    (a row updated then truncated in one transaction; a copied row a late commit replaced),
+    hence "another row" (rowid) rather than "a row starting where this one ends".
+    """
+    history = f"history.{quote(spec.name)}"
+    low = " AND _valid_to >= $low" if bounded else ""
+    low_next = " AND n._valid_from >= $low" if bounded else ""
+    return f"""
+        SELECT {_keys(spec, 'c')}, c._valid_to AS _valid_from
+        FROM (SELECT rowid AS _row, {_keys(spec)}, _valid_to FROM {history}
+              WHERE _valid_to IS NOT NULL{low}) AS c
+        WHERE NOT EXISTS (SELECT 1 FROM {history} AS n
+                          WHERE n._valid_from = c._valid_to AND n.rowid <> c._row
+                            AND {_key_match(spec, 'n', 'c')}{low_next})"""
+
+
+def events_sql(spec: TableSpec, first: bool) -> str:
+    """The new events, in file order: new versions (all rows on a table's `first` commit,
+    else `_lsn >= $since`) and the tombstones registered as `new_tombstones`, whose `_lsn`
+    is `$checkpoint` (the checkpoint that holds them)."""
+    history = f"history.{quote(spec.name)}"
+    columns = ", ".join(quote(name) for name in spec.column_names)
+    blanks = ", ".join(f"t.{quote(name)}" if name in spec.key else
+                       f"CAST(NULL AS {kind}) AS {quote(name)}" for name, kind in spec.columns)
+    where = "" if first else "WHERE _op <> 'snapshot' AND _lsn >= $since"
+    return f"""
+        SELECT {columns}, _valid_from, _op, CAST(_lsn AS BIGINT) AS _lsn
+        FROM {history} {where}
+        UNION ALL
+        SELECT {blanks}, t._valid_from, 'delete', CAST($checkpoint AS BIGINT)
+        FROM new_tombstones AS t
+        ORDER BY _valid_from, {_keys(spec)}"""

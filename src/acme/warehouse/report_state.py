@@ -1,0 +1,271 @@
+"""Report state: each report's aggregates, maintained incrementally and versioned in time.
+
+`reports.open_orders` (delivery date, status -> open orders), `reports.customer_orders`
+(customer -> open and pending orders) and `reports.pending_items` (product -> pending item
+lines and quantity) each hold one row per group and period, `_valid_from`/`_valid_to` like
+history, and only groups with something to count. A report now reads the open rows; a report
+as of T reads the rows valid at T: both are lookups of O(groups), never scans of the orders.
+
+Every change is an interval boundary. An order version counts from its start to its end; an
+item counts for a product while the item version and a pending version of its order overlap.
+The state at T is the sum of every interval's +1 at its start and -1 at its end, so a batch
+only adds the boundaries it creates: intervals of the keys it touched, built from their state
+before the batch (`current`, open since -infinity) and their versions in the batch (`net_*`).
+A full rebuild runs the same SQL over all of history: the two must agree, which the tests
+check. Changing the open/pending classification rebuilds the state at the next sync.
+"""
+
+import json
+from datetime import datetime
+
+import duckdb
+
+from acme.classification import StatusClassification
+from acme.warehouse.merge import literal
+
+NEEDED = ("orders", "order_items")
+INFINITY = "'infinity'::TIMESTAMPTZ"
+MINUS_INFINITY = "'-infinity'::TIMESTAMPTZ"
+
+
+class StateTable:
+    """One versioned aggregate: its groups, its measures, and when a group exists."""
+
+    def __init__(self, name: str, groups: tuple[tuple[str, str], ...],
+                 measures: tuple[str, ...], exists: str):
+        self.name, self.groups, self.measures, self.exists = name, groups, measures, exists
+
+    @property
+    def qualified(self) -> str:
+        return f"reports.{self.name}"
+
+    def create_sql(self) -> str:
+        columns = [f"{name} {kind}" for name, kind in self.groups]
+        columns += [f"{name} BIGINT NOT NULL" for name in self.measures]
+        return (f"CREATE TABLE IF NOT EXISTS {self.qualified} ({', '.join(columns)}, "
+                "_valid_from TIMESTAMPTZ NOT NULL, _valid_to TIMESTAMPTZ)")
+
+    def apply_sql(self, events: str) -> tuple[str, ...]:
+        """Fold `events` (groups, `_t`, measure deltas) into the versions: build the new
+        versions, close the open ones they follow, insert those with something to count.
+
+        A boundary older than the group's open version (commit times are not strictly
+        monotonic in commit order) is moved to that version's start."""
+        groups = [name for name, _ in self.groups]
+        group_list = ", ".join(groups)
+        same = " AND ".join(f"s.{g} IS NOT DISTINCT FROM e.{g}" for g in groups)
+        same_v = " AND ".join(f"s.{g} IS NOT DISTINCT FROM v.{g}" for g in groups)
+        open_version = f"{self.qualified} AS s ON s._valid_to IS NULL AND {same}"
+        sums = ", ".join(f"sum(e.{m}) AS _delta_{m}" for m in self.measures)
+        changed = " OR ".join(f"_delta_{m} <> 0" for m in self.measures)
+        running = ", ".join(
+            f"coalesce(s.{m}, 0) + sum(e._delta_{m}) OVER (w ROWS UNBOUNDED PRECEDING) AS {m}"
+            for m in self.measures)
+        return (
+            f"""
+            CREATE OR REPLACE TEMP TABLE state_versions AS
+            SELECT {', '.join(f'e.{g}' for g in groups)}, e._t AS _valid_from,
+                   lead(e._t) OVER w AS _valid_to, {running}
+            FROM (SELECT * FROM (
+                      SELECT {', '.join(f'e.{g}' for g in groups)},
+                             greatest(e._t, coalesce(s._valid_from, e._t)) AS _t, {sums}
+                      FROM ({events}) AS e LEFT JOIN {open_version}
+                      GROUP BY ALL)
+                  WHERE {changed}) AS e
+            LEFT JOIN {open_version}
+            WINDOW w AS (PARTITION BY {', '.join(f'e.{g}' for g in groups)} ORDER BY e._t)""",
+            f"""
+            UPDATE {self.qualified} AS s SET _valid_to = v._first
+            FROM (SELECT {group_list}, min(_valid_from) AS _first FROM state_versions
+                  GROUP BY ALL) AS v
+            WHERE s._valid_to IS NULL AND {same_v}""",
+            f"""
+            INSERT INTO {self.qualified} ({group_list}, {', '.join(self.measures)},
+                                          _valid_from, _valid_to)
+            SELECT {group_list}, {', '.join(self.measures)}, _valid_from, _valid_to
+            FROM state_versions WHERE {self.exists}""",
+            "DROP TABLE state_versions",
+        )
+
+    def close_all_sql(self) -> str:
+        """Everything stops counting at $1 (a TRUNCATE)."""
+        return (f"UPDATE {self.qualified} SET _valid_to = greatest($1, _valid_from) "
+                "WHERE _valid_to IS NULL")
+
+
+OPEN_ORDERS = StateTable("open_orders", (("delivery_date", "DATE"), ("status", "VARCHAR")),
+                         ("open_orders",), "open_orders > 0")
+CUSTOMER_ORDERS = StateTable("customer_orders", (("customer_id", "BIGINT"),),
+                             ("open_orders", "pending_orders"),
+                             "open_orders > 0 OR pending_orders > 0")
+PENDING_ITEMS = StateTable("pending_items", (("product_id", "BIGINT"),),
+                           ("item_lines", "total_quantity"), "item_lines > 0")
+STATE_TABLES = (OPEN_ORDERS, CUSTOMER_ORDERS, PENDING_ITEMS)
+
+
+def _status_sql(classification: StatusClassification, column: str) -> tuple[str, str]:
+    """SQL for "open" and "pending" over a status column (case and blanks ignored)."""
+    params = classification.sql_params()
+    terminal = "[" + ", ".join(literal(s) for s in params["terminal"]) + "]::VARCHAR[]"
+    is_open = f"({column} IS NULL OR NOT list_contains({terminal}, upper(trim({column}))))"
+    if not params["pending"]:
+        return is_open, is_open
+    pending = "[" + ", ".join(literal(s) for s in params["pending"]) + "]::VARCHAR[]"
+    return is_open, f"coalesce(list_contains({pending}, upper(trim({column}))), false)"
+
+
+def _boundaries(source: str, groups: str, measures: dict[str, str]) -> str:
+    """+measure at each interval's start and -measure at its end, summed per group and time;
+    `source` has `_vf`/`_vt` (-infinity: counted before; NULL: still open)."""
+    plus = ", ".join(f"{expr} AS {name}" for name, expr in measures.items())
+    minus = ", ".join(f"-({expr}) AS {name}" for name, expr in measures.items())
+    sums = ", ".join(f"sum({name}) AS {name}" for name in measures)
+    return f"""
+        SELECT {groups}, _t, {sums} FROM (
+            SELECT {groups}, _vf AS _t, {plus} FROM {source} WHERE _vf > {MINUS_INFINITY}
+            UNION ALL
+            SELECT {groups}, _vt AS _t, {minus} FROM {source}
+            WHERE _vt IS NOT NULL AND _vt < {INFINITY})
+        GROUP BY ALL"""
+
+
+def events_sql(classification: StatusClassification, orders: str, items: str,
+               pending_orders: str) -> dict[StateTable, str]:
+    """Each state's boundary events over interval sources: `orders` (order versions),
+    `items` (item versions) and `pending_orders` (order_id, _vf, _vt while pending)."""
+    is_open, is_pending = _status_sql(classification, "status")
+    pairs = f"""
+        (SELECT i.product_id, coalesce(i.quanity, 0) AS quantity,
+                greatest(i._vf, o._vf) AS _vf,
+                least(coalesce(i._vt, {INFINITY}), coalesce(o._vt, {INFINITY})) AS _vt
+         FROM {items} AS i JOIN {pending_orders} AS o ON o.order_id = i.order_id)"""
+    return {
+        OPEN_ORDERS: _boundaries(f"(SELECT * FROM {orders} WHERE {is_open})",
+                                 "delivery_date, status", {"open_orders": "1"}),
+        CUSTOMER_ORDERS: _boundaries(
+            f"(SELECT * FROM {orders} WHERE {is_open} OR {is_pending})", "customer_id",
+            {"open_orders": f"{is_open}::INTEGER", "pending_orders": f"{is_pending}::INTEGER"}),
+        PENDING_ITEMS: _boundaries(f"(SELECT * FROM {pairs} WHERE _vf < _vt)", "product_id",
+                                   {"item_lines": "1", "total_quantity": "quantity"}),
+    }
+
+
+def pending_orders_sql(classification: StatusClassification, orders: str) -> str:
+    _, is_pending = _status_sql(classification, "status")
+    return f"(SELECT order_id, _vf, _vt FROM {orders} WHERE {is_pending})"
+
+
+HISTORY_ORDERS = ("(SELECT order_id, delivery_date, status, customer_id, "
+                  "_valid_from AS _vf, _valid_to AS _vt FROM history.orders)")
+HISTORY_ITEMS = ("(SELECT order_item_id, order_id, product_id, quanity, "
+                 "_valid_from AS _vf, _valid_to AS _vt FROM history.order_items)")
+
+# The touched keys' intervals in one batch, from `net_orders`/`net_order_items`
+# (the batch's versions, `_next_ts` their end) and `current` as it was before the batch (open since
+# -infinity, until the key's first change). Items of touched orders count too, and the
+# orders of touched items.
+BATCH_INTERVALS = (
+    f"""
+    CREATE OR REPLACE TEMP TABLE batch_orders AS
+    SELECT c.order_id, c.delivery_date, c.status, c.customer_id,
+           {MINUS_INFINITY} AS _vf, f._first AS _vt
+    FROM current.orders AS c
+    JOIN (SELECT order_id, min(_commit_ts) AS _first FROM net_orders GROUP BY ALL) AS f
+      ON f.order_id = c.order_id
+    UNION ALL
+    SELECT order_id, delivery_date, status, customer_id, _commit_ts, _next_ts
+    FROM net_orders WHERE _op <> 'D'""",
+    f"""
+    CREATE OR REPLACE TEMP TABLE batch_items AS
+    SELECT c.order_item_id, c.order_id, c.product_id, c.quanity,
+           {MINUS_INFINITY} AS _vf, f._first AS _vt
+    FROM current.order_items AS c
+    JOIN (SELECT order_item_id, min(_commit_ts) AS _first FROM net_order_items
+          GROUP BY ALL) AS f ON f.order_item_id = c.order_item_id
+    UNION ALL
+    SELECT order_item_id, order_id, product_id, quanity, _commit_ts, _next_ts
+    FROM net_order_items WHERE _op <> 'D'
+    UNION ALL
+    SELECT c.order_item_id, c.order_id, c.product_id, c.quanity, {MINUS_INFINITY}, NULL
+    FROM current.order_items AS c
+    WHERE c.order_id IN (SELECT order_id FROM net_orders)
+      AND c.order_item_id NOT IN (SELECT order_item_id FROM net_order_items)""",
+)
+
+
+def batch_pending_orders_sql(classification: StatusClassification) -> str:
+    _, is_pending = _status_sql(classification, "c.status")
+    return f"""
+    CREATE OR REPLACE TEMP TABLE batch_pending_orders AS
+    SELECT order_id, _vf, _vt FROM {pending_orders_sql(classification, 'batch_orders')}
+    UNION ALL
+    SELECT c.order_id, {MINUS_INFINITY}, NULL FROM current.orders AS c
+    WHERE c.order_id IN (SELECT order_id FROM batch_items)
+      AND c.order_id NOT IN (SELECT order_id FROM net_orders) AND {is_pending}"""
+
+
+EMPTY_NET = """
+    CREATE OR REPLACE TEMP TABLE "net_{table}" AS
+    SELECT NULL::BIGINT AS _seq, NULL::VARCHAR AS _op, NULL::TIMESTAMPTZ AS _commit_ts,
+           NULL::UBIGINT AS _lsn, *, NULL::TIMESTAMPTZ AS _next_ts
+    FROM current.{table} LIMIT 0"""
+
+
+class ReportState:
+    """Keeps the state tables of one warehouse connection in step with its history."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection, classification: StatusClassification):
+        self.db = db
+        self.classification = classification
+
+    def ensure(self, tables: set[str]) -> bool:
+        """Build the state once the tables it needs exist, or rebuild it when the
+        classification changed; returns whether it is maintained."""
+        if not set(NEEDED) <= tables:
+            return False
+        wanted = json.dumps(self.classification.sql_params(), sort_keys=True)
+        row = self.db.execute("SELECT classification FROM _acme.report_state").fetchone()
+        if row is None or row[0] != wanted:
+            self.rebuild()
+            self.db.execute("DELETE FROM _acme.report_state")
+            self.db.execute("INSERT INTO _acme.report_state VALUES ($1, now())", [wanted])
+        return True
+
+    def rebuild(self) -> None:
+        """Recompute every state table from all of history."""
+        self.db.execute("CREATE SCHEMA IF NOT EXISTS reports")
+        events = events_sql(self.classification, HISTORY_ORDERS, HISTORY_ITEMS,
+                            pending_orders_sql(self.classification, HISTORY_ORDERS))
+        for table in STATE_TABLES:
+            self.db.execute(f"DROP TABLE IF EXISTS {table.qualified}")
+            self.db.execute(table.create_sql())
+            for statement in table.apply_sql(events[table]):
+                self.db.execute(statement)
+
+    def apply_batch(self, touched: set[str]) -> None:
+        """Add the boundaries of one batch. Call with the batch's `net_<table>` built and
+        `current` still as it was before the batch."""
+        if not touched & set(NEEDED):
+            return
+        for table in NEEDED:
+            if table not in touched:
+                self.db.execute(EMPTY_NET.format(table=table))
+        for statement in BATCH_INTERVALS:
+            self.db.execute(statement)
+        self.db.execute(batch_pending_orders_sql(self.classification))
+        events = events_sql(self.classification, "batch_orders", "batch_items",
+                            "batch_pending_orders")
+        # Only orders count in open_orders and customer_orders; items move pending_items.
+        for table in STATE_TABLES if "orders" in touched else (PENDING_ITEMS,):
+            for statement in table.apply_sql(events[table]):
+                self.db.execute(statement)
+        for table in ("batch_orders", "batch_items", "batch_pending_orders",
+                      *(f"net_{t}" for t in NEEDED if t not in touched)):
+            self.db.execute(f"DROP TABLE {table}")
+
+    def truncated(self, table: str, commit_time: datetime) -> None:
+        """A TRUNCATE of orders or order_items at `commit_time` ends all they counted."""
+        affected = STATE_TABLES if table == "orders" else (PENDING_ITEMS,)
+        if table in NEEDED:
+            for state in affected:
+                self.db.execute(state.close_all_sql(), [commit_time])

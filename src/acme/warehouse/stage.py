@@ -1,0 +1,104 @@
+"""Row changes gathered per table into bounded Arrow chunks, ready to stage in DuckDB. No I/O.
+
+A chunk holds the values as PostgreSQL sent them (text), plus `_seq` (stream order), `_op`,
+`_commit_ts`, `_lsn` (the commit LSN, which also names the transaction) and `_unchanged` (the
+columns sent as unchanged TOAST). Casting and the net effect per row are left to SQL.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+
+from acme.capture.pgoutput import UNCHANGED, Relation
+from acme.capture.transactions import RowChange
+
+COMMIT_TS = pa.timestamp("us", tz="UTC")
+CHUNK_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class StageChunk:
+    table: str
+    relations: tuple[Relation, ...]  # distinct, in arrival order: they describe the columns
+    rows: pa.Table
+
+
+@dataclass
+class _TableRows:
+    seqs: list[int] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)
+    commit_times: list[datetime] = field(default_factory=list)
+    lsns: list[int] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)
+    relations: list[Relation] = field(default_factory=list)
+
+    def to_chunk(self, table: str) -> StageChunk:
+        distinct = tuple({id(r): r for r in self.relations}.values())
+        columns: dict[str, list] = {}
+        for relation, rows in self._runs():
+            # Transpose a run of rows at once; columns this run lacks stay NULL.
+            done = len(next(iter(columns.values()))) if columns else 0
+            for name, values in zip(relation.column_names, zip(*rows, strict=True),
+                                    strict=True):
+                columns.setdefault(name, [None] * done).extend(values)
+            for values in columns.values():
+                if len(values) < done + len(rows):
+                    values.extend([None] * (done + len(rows) - len(values)))
+        unchanged: list[list[str] | None] = [None] * len(self.seqs)
+        for name, values in columns.items():
+            if UNCHANGED in values:
+                for i, value in enumerate(values):
+                    if value is UNCHANGED:
+                        values[i] = None
+                        unchanged[i] = (unchanged[i] or []) + [name]
+        rows = pa.table({
+            "_seq": pa.array(self.seqs, pa.int64()),
+            "_op": pa.array(self.ops, pa.string()),
+            "_commit_ts": pa.array(self.commit_times, COMMIT_TS),
+            "_lsn": pa.array(self.lsns, pa.uint64()),
+            "_unchanged": pa.array(unchanged, pa.list_(pa.string())),
+            **{name: pa.array(values, pa.string()) for name, values in columns.items()},
+        })
+        return StageChunk(table, distinct, rows)
+
+    def _runs(self) -> list[tuple[Relation, list[tuple]]]:
+        """Consecutive rows described by the same Relation message."""
+        runs: list[tuple[Relation, list[tuple]]] = []
+        for relation, row in zip(self.relations, self.rows, strict=True):
+            if runs and runs[-1][0] is relation:
+                runs[-1][1].append(row)
+            else:
+                runs.append((relation, [row]))
+        return runs
+
+
+class ChangeStager:
+    """Collects row changes in stream order; hands out a table's chunk once it is full."""
+
+    def __init__(self, chunk_rows: int = CHUNK_ROWS):
+        self.chunk_rows = chunk_rows
+        self.tables: dict[str, _TableRows] = {}
+        self.seq = 0
+
+    def add(self, change: RowChange, commit_time: datetime, commit_lsn: int) -> StageChunk | None:
+        name = change.relation.name
+        rows = self.tables.get(name)
+        if rows is None:
+            rows = self.tables[name] = _TableRows()
+        self.seq += 1
+        rows.seqs.append(self.seq)
+        rows.ops.append(change.op)
+        rows.commit_times.append(commit_time)
+        rows.lsns.append(commit_lsn)
+        rows.rows.append(change.row)
+        rows.relations.append(change.relation)
+        if len(rows.seqs) >= self.chunk_rows:
+            return self.tables.pop(name).to_chunk(name)
+        return None
+
+    def drain(self) -> list[StageChunk]:
+        """Every table's remaining rows, as chunks."""
+        chunks = [rows.to_chunk(name) for name, rows in self.tables.items()]
+        self.tables.clear()
+        return chunks
