@@ -151,16 +151,20 @@ class Warehouse:
         return Checkpoint(end_lsn, commit_time, visibility)
 
     def write_checkpoint(self, checkpoint: Checkpoint) -> None:
+        # After the first, only the scalar columns change (the copy's snapshot stays): an
+        # in-place UPDATE. Rewriting the list column would make DuckDB delete and re-insert
+        # the row, and it cannot always revert that key-index change when a commit fails on
+        # a full disk (it aborts the process).
+        updated = self.db.execute(
+            "UPDATE _acme.checkpoint SET end_lsn = $1, commit_time = $2, updated_at = now()",
+            [checkpoint.end_lsn, checkpoint.commit_time]).fetchone()[0]
+        if updated:
+            return
         visibility = checkpoint.visibility
         self.db.execute(
             """INSERT INTO _acme.checkpoint (singleton, end_lsn, commit_time, snapshot_xmin,
                                              snapshot_xmax, snapshot_xip, updated_at)
-               VALUES (true, $1, $2, $3, $4, $5, now())
-               ON CONFLICT (singleton) DO UPDATE SET
-                   end_lsn = excluded.end_lsn, commit_time = excluded.commit_time,
-                   snapshot_xmin = excluded.snapshot_xmin,
-                   snapshot_xmax = excluded.snapshot_xmax,
-                   snapshot_xip = excluded.snapshot_xip, updated_at = excluded.updated_at""",
+               VALUES (true, $1, $2, $3, $4, $5, now())""",
             [checkpoint.end_lsn, checkpoint.commit_time,
              visibility.xmin if visibility else None, visibility.xmax if visibility else None,
              sorted(visibility.in_progress) if visibility else None])
