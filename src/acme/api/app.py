@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import duckdb
 from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -31,6 +32,31 @@ AsOf = Annotated[str | None, Query(description="Answer as of this past time (ISO
                                                "unless a zone is given).")]
 
 
+class _RequestTimer:
+    """Times every request by route template (one series per endpoint, not per order id);
+    plain ASGI, so it adds no task or stream per request."""
+
+    def __init__(self, app, metrics: PipelineMetrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [500]
+
+        async def send_noting_status(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.request_done(route, scope["method"], status[0], started)
+
+
 class NotReady(AcmeError):
     """The warehouse holds no data yet (initial snapshot still running)."""
 
@@ -48,14 +74,7 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     metrics = metrics or PipelineMetrics()
 
-    @app.middleware("http")
-    async def _timed(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        # The route template, not the raw path: one series per endpoint, not per order id.
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.request_done(route, request.method, response.status_code, started)
-        return response
+    app.add_middleware(_RequestTimer, metrics=metrics)
 
     @app.exception_handler(AcmeError)
     async def _acme_error(request: Request, error: AcmeError) -> JSONResponse:
@@ -76,10 +95,16 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
                            "still running") from None
         return json.dumps(payload).encode()
 
-    def answer(name: str, limit: int | None, as_of: str | None) -> Response:
+    async def answer(name: str, limit: int | None, as_of: str | None) -> Response:
+        # A shared answer is served from the event loop; only a miss takes a worker thread,
+        # so a crowd of readers holds the GIL as little as possible.
         moment = parse_as_of(as_of)
-        body = (cache.get((name, limit, moment), lambda: compute(name, limit, moment))
-                if cache else compute(name, limit, moment))
+        key = (name, limit, moment)
+        body = cache.peek(key) if cache else None
+        if body is None:
+            body = await run_in_threadpool(
+                lambda: cache.get(key, lambda: compute(name, limit, moment)) if cache
+                else compute(name, limit, moment))
         return Response(body, media_type="application/json")
 
     @app.get("/", include_in_schema=False)
@@ -91,21 +116,21 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
         return {"status": "ok"}
 
     @app.get("/analytics/orders", summary="Open orders by delivery date and status")
-    def open_orders(status: Literal["open"] = "open", as_of: AsOf = None) -> Response:
-        return answer("open-orders", None, as_of)
+    async def open_orders(status: Literal["open"] = "open", as_of: AsOf = None) -> Response:
+        return await answer("open-orders", None, as_of)
 
     @app.get("/analytics/orders/top", summary="Delivery dates with the most open orders")
-    def top_delivery_dates(limit: Limit = 3, as_of: AsOf = None) -> Response:
-        return answer("top-delivery-dates", limit, as_of)
+    async def top_delivery_dates(limit: Limit = 3, as_of: AsOf = None) -> Response:
+        return await answer("top-delivery-dates", limit, as_of)
 
     @app.get("/analytics/orders/product", summary="Open pending items by product")
-    def pending_items(as_of: AsOf = None) -> Response:
-        return answer("pending-items", None, as_of)
+    async def pending_items(as_of: AsOf = None) -> Response:
+        return await answer("pending-items", None, as_of)
 
     @app.get("/analytics/orders/customers", summary="Customers with the most pending orders")
-    def top_customers(status: Literal["open", "pending"] = "open", limit: Limit = 3,
+    async def top_customers(status: Literal["open", "pending"] = "open", limit: Limit = 3,
                       as_of: AsOf = None) -> Response:
-        return answer("top-customers", limit, as_of)
+        return await answer("top-customers", limit, as_of)
 
     @app.get("/analytics/orders/{order_id}/history", summary="One order's versions and moves")
     def history(order_id: int) -> dict[str, Any]:
