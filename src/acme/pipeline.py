@@ -133,7 +133,7 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
 
 def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: CreatedSlot | None,
               valid_from: datetime | None, observer: SyncObserver) -> None:
-    """Copy every published table in one DuckDB transaction, with the hand-off checkpoint."""
+    """Copy every published table; the hand-off checkpoint commits with the last of it."""
     started = time.monotonic()
     point = begin_snapshot(conn, exported.snapshot_name if exported else None)
     valid_from = valid_from or point.taken_at
@@ -145,12 +145,14 @@ def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: Create
     observer.snapshot_started([table.spec.name for table in tables],
                               sum(estimated_rows(conn, table) for table in tables))
     parts = plan_parts(conn, tables)
-    with ParallelCopy(options.dsn, point.name, parts, options.snapshot_connections) as copy, \
-            warehouse.transaction():
-        rows = load_snapshot(warehouse, [table.spec for table in tables], copy, valid_from,
-                             point.wal_lsn, observer.snapshot_rows)
+
+    def finish() -> None:
         ensure_model(warehouse, options.classification)
         warehouse.write_checkpoint(checkpoint)
+
+    with ParallelCopy(options.dsn, point.name, parts, options.snapshot_connections) as copy:
+        rows = load_snapshot(warehouse, [table.spec for table in tables], copy, valid_from,
+                             point.wal_lsn, finish, observer.snapshot_rows)
     conn.execute("COMMIT")
     observer.snapshot_done(rows, time.monotonic() - started)
 

@@ -133,6 +133,13 @@ class Warehouse:
             specs[name] = TableSpec(name, tuple(columns), tuple(key))
         return specs
 
+    def drop_tables(self) -> None:
+        """Forget every table: what an interrupted first snapshot left (no checkpoint yet)."""
+        for name in self.tables():
+            for schema in ("history", "current"):
+                self.db.execute(f"DROP TABLE IF EXISTS {schema}.{quote(name)}")
+        self.db.execute("DELETE FROM _acme.tables")
+
     def ensure_table(self, wanted: TableSpec, known: dict[str, TableSpec]) -> TableSpec:
         """Create the table in history and current, or add the columns it gained."""
         existing = known.get(wanted.name)
