@@ -17,7 +17,8 @@ catalog entry is kept for rollback), which made a one-transaction snapshot hold 
 
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from acme.capture.snapshot import CopiedBatch
@@ -27,6 +28,9 @@ from acme.warehouse.tables import TableSpec, quote
 
 BATCH_NAME = "snapshot_raw"
 QUEUED_BATCHES = 2
+# DuckDB keeps the blocks it wrote cached up to its memory limit; the copy never reads them
+# back, so a lower limit during the load keeps the process under 1 GB at any table size.
+MEMORY_LIMIT = "384MB"
 
 
 def history_sql(spec: TableSpec, valid_from: datetime, lsn: int) -> str:
@@ -64,23 +68,36 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
         specs = [warehouse.ensure_table(spec, known) for spec in specs]
     history = {spec.name: history_sql(spec, valid_from, lsn) for spec in specs}
     current = {spec.name: current_sql(spec) for spec in specs}
-    threads = warehouse.db.execute("SELECT current_setting('threads')").fetchone()[0]
-    warehouse.db.execute("SET threads = 1")
-    writer = _Writer(warehouse, history)
     rows = 0
-    try:
-        with warehouse.transaction():
-            for copied in batches:
-                writer.put(copied)
-                warehouse.db.from_arrow(copied.batch).query(BATCH_NAME, current[copied.table])
-                rows += copied.batch.num_rows
-                progress(copied.batch.num_rows)
-            writer.commit()
-            finish()
-    finally:
-        writer.close()
-        warehouse.db.execute(f"SET threads = {int(threads)}")
+    with _settings(warehouse, threads=1, memory_limit=MEMORY_LIMIT):
+        writer = _Writer(warehouse, history)
+        try:
+            with warehouse.transaction():
+                for copied in batches:
+                    writer.put(copied)
+                    relation = warehouse.db.from_arrow(copied.batch)
+                    relation.query(BATCH_NAME, current[copied.table])
+                    rows += copied.batch.num_rows
+                    progress(copied.batch.num_rows)
+                writer.commit()
+                finish()
+        finally:
+            writer.close()
     return rows
+
+
+@contextmanager
+def _settings(warehouse: Warehouse, **values) -> Iterator[None]:
+    """DuckDB settings for the duration of the load, then back to what they were."""
+    before = {name: warehouse.db.execute("SELECT current_setting($1)", [name]).fetchone()[0]
+              for name in values}
+    for name, value in values.items():
+        warehouse.db.execute(f"SET {name} = {literal(str(value))}")
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            warehouse.db.execute(f"SET {name} = {literal(str(value))}")
 
 
 class _Writer:
