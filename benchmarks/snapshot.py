@@ -9,8 +9,8 @@ and the first sync's peak memory.
 - ours: `run_sync(once=True)` on a new warehouse, in a fresh process, so its peak RSS is the
   first sync's alone (snapshot, then catching up with the stream);
 - peers: ADBC -> DuckDB, connectorx -> DuckDB when installed.
-`--source-dir` keeps the seeded source there and reuses it on the next run (10M orders take
-minutes to seed).
+`--source-dir` keeps the seeded source there, running, and reuses it on the next run (10M
+orders take minutes to seed; `acme source down --data-dir DIR` stops it).
 """
 
 import argparse
@@ -62,7 +62,7 @@ def measure_first_sync(dsn: str) -> tuple[int, float, float, float]:
 
 
 def kept_source(directory: Path, orders: int) -> BenchSource:
-    """The source kept in `directory`, seeded the first time."""
+    """The source kept in `directory`, seeded the first time (left running)."""
     server = EmbeddedServer(directory)
     if server.state().port is None:
         source = start_source(orders, with_slot=False, server=server)
@@ -115,9 +115,7 @@ def main() -> None:
                 "baseline_seconds": [before, after],
                 "peers_skipped": [p.name for p in peers if p.rows_per_second is None]})
     finally:
-        if args.source_dir:
-            source.server.down()
-        else:
+        if not args.source_dir:
             source.server.down(purge=True)
 
 
