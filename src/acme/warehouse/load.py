@@ -7,8 +7,9 @@ without the GIL), each appending on its own thread: appends split over DuckDB's 
 threads leave a partial row group per thread and statement, which the commit compresses a
 second time.
 
-History commits first, then current with the model and the checkpoint. A crash in between
-leaves history without a checkpoint: the next sync drops such leftovers and copies again.
+Each of the two commits on its own thread when its last batch is in; then the model and the
+checkpoint commit. A crash before that leaves tables without a checkpoint: the next sync
+drops such leftovers and copies again.
 
 A batch is scanned through a DuckDB relation rather than a registered view: a view registered
 inside a transaction keeps its Arrow data alive until the transaction ends (the dropped
@@ -28,8 +29,12 @@ from acme.warehouse.tables import TableSpec, quote
 
 BATCH_NAME = "snapshot_raw"
 QUEUED_BATCHES = 2
+_END = object()
+_ABORT = object()
 # DuckDB keeps the blocks it wrote cached up to its memory limit; the copy never reads them
 # back, so a lower limit during the load keeps the process under 1 GB at any table size.
+# Each row group is compressed and written as soon as it is full (DuckDB buffers five by
+# default), so less is left for the commits at the end and less is held in memory.
 MEMORY_LIMIT = "384MB"
 
 
@@ -61,28 +66,33 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
                   finish: Callable[[], None],
                   progress: Callable[[int], None] = lambda rows: None) -> int:
     """Replace any leftovers with the copied rows; `finish` runs in the transaction that
-    commits last (current's). Returns the rows loaded."""
+    commits last, once history and current are committed. Returns the rows loaded."""
     with warehouse.transaction():
         warehouse.drop_tables()
         known: dict[str, TableSpec] = {}
         specs = [warehouse.ensure_table(spec, known) for spec in specs]
-    history = {spec.name: history_sql(spec, valid_from, lsn) for spec in specs}
-    current = {spec.name: current_sql(spec) for spec in specs}
     rows = 0
-    with _settings(warehouse, threads=1, memory_limit=MEMORY_LIMIT):
-        writer = _Writer(warehouse, history)
+    with _settings(warehouse, threads=1, memory_limit=MEMORY_LIMIT,
+                   write_buffer_row_group_count=1):
+        writers = [_Writer(warehouse, {spec.name: history_sql(spec, valid_from, lsn)
+                                       for spec in specs}, "history"),
+                   _Writer(warehouse, {spec.name: current_sql(spec) for spec in specs},
+                           "current")]
         try:
-            with warehouse.transaction():
-                for copied in batches:
+            for copied in batches:
+                for writer in writers:
                     writer.put(copied)
-                    relation = warehouse.db.from_arrow(copied.batch)
-                    relation.query(BATCH_NAME, current[copied.table])
-                    rows += copied.batch.num_rows
-                    progress(copied.batch.num_rows)
-                writer.commit()
-                finish()
+                rows += copied.batch.num_rows
+                progress(copied.batch.num_rows)
+            for writer in writers:
+                writer.end()  # each commits on its own thread as soon as it is done
+            for writer in writers:
+                writer.wait()
         finally:
-            writer.close()
+            for writer in writers:
+                writer.close()
+    with warehouse.transaction():
+        finish()
     return rows
 
 
@@ -101,42 +111,47 @@ def _settings(warehouse: Warehouse, **values) -> Iterator[None]:
 
 
 class _Writer:
-    """A thread writing each batch to history through its own connection and transaction."""
+    """A thread writing each batch to one schema, in its own connection and transaction,
+    and committing when the batches end."""
 
-    def __init__(self, warehouse: Warehouse, statements: dict[str, str]):
+    def __init__(self, warehouse: Warehouse, statements: dict[str, str], name: str):
         self.db = warehouse.db.cursor()
         self.statements = statements
         self.batches: queue.Queue = queue.Queue(maxsize=QUEUED_BATCHES)
         self.error: BaseException | None = None
         self.committed = False
         self.db.execute("BEGIN TRANSACTION")
-        self.thread = threading.Thread(target=self._run, name="snapshot-history", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"snapshot-{name}", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         try:
-            while (copied := self.batches.get()) is not None:
+            while (copied := self.batches.get()) not in (_END, _ABORT):
                 self.db.from_arrow(copied.batch).query(BATCH_NAME,
                                                        self.statements[copied.table])
+            if copied is _END:
+                self.db.execute("COMMIT")
+                self.committed = True
         except BaseException as error:  # raised in the loading thread
             self.error = error
-            while self.batches.get() is not None:
+            while self.batches.get() not in (_END, _ABORT):
                 pass  # keep the producer from blocking until it stops
 
     def put(self, copied: CopiedBatch) -> None:
         self._check()
         self.batches.put(copied)
 
-    def commit(self) -> None:
-        self.batches.put(None)
+    def end(self) -> None:
+        self.batches.put(_END)
+
+    def wait(self) -> None:
         self.thread.join()
         self._check()
-        self.db.execute("COMMIT")
-        self.committed = True
 
     def close(self) -> None:
+        """Stop the thread; roll back what it had not committed."""
         if self.thread.is_alive():
-            self.batches.put(None)
+            self.batches.put(_ABORT)
             self.thread.join()
         if not self.committed:
             self.db.execute("ROLLBACK")
