@@ -18,14 +18,14 @@ from pathlib import Path
 from acme.capture.catalog import check_source, published_tables
 from acme.capture.pgoutput import Begin, decode
 from acme.capture.replication import CreatedSlot, ReplicationStream
-from acme.capture.snapshot import SnapshotReader, begin_snapshot, estimated_rows
+from acme.capture.snapshot import ParallelCopy, begin_snapshot, estimated_rows, plan_parts
 from acme.capture.transactions import Committed, RowChange, TableTruncate, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
 from acme.classification import StatusClassification
 from acme.errors import SlotInUse, TransientError
 from acme.source.connect import connect
 from acme.warehouse.apply import BatchApplier
-from acme.warehouse.load import load_table
+from acme.warehouse.load import load_snapshot
 from acme.warehouse.model import ensure_model
 from acme.warehouse.report_state import ReportState
 from acme.warehouse.stage import ChangeStager
@@ -49,6 +49,7 @@ class SyncOptions:
     create_slot: bool = True
     batch_changes: int = 100_000
     batch_seconds: float = 0.25
+    snapshot_connections: int = 2
     classification: StatusClassification = StatusClassification()
     lake: str | None = None  # an Iceberg lake following the warehouse (acme.lake)
     lake_interval: float = 10.0
@@ -71,7 +72,7 @@ class SyncObserver:
     """What the pipeline reports as it goes; every hook does nothing unless overridden."""
 
     def warehouse_opened(self, warehouse: Warehouse) -> None: ...
-    def snapshot_table(self, name: str, estimated_rows: int) -> None: ...
+    def snapshot_started(self, tables: list[str], estimated_rows: int) -> None: ...
     def snapshot_rows(self, rows: int) -> None: ...
     def snapshot_done(self, rows: int, seconds: float) -> None: ...
     def batch_applied(self, stats: BatchStats) -> None: ...
@@ -165,7 +166,7 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
 
 def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: CreatedSlot | None,
               valid_from: datetime | None, observer: SyncObserver) -> None:
-    """Copy every published table in one DuckDB transaction, with the hand-off checkpoint."""
+    """Copy every published table; the hand-off checkpoint commits with the last of it."""
     started = time.monotonic()
     point = begin_snapshot(conn, exported.snapshot_name if exported else None)
     valid_from = valid_from or point.taken_at
@@ -173,20 +174,21 @@ def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: Create
     # consistent point. An older slot replays from its confirmed position: skip by xid.
     end_lsn = exported.consistent_lsn if exported else 0
     checkpoint = Checkpoint(end_lsn, valid_from, point.visibility)
-    known = warehouse.tables()
-    rows = 0
-    reader = SnapshotReader(options.dsn, point.name)
-    try:
-        with warehouse.transaction():
-            for table in published_tables(conn, options.publication):
-                observer.snapshot_table(table.spec.name, estimated_rows(conn, table))
-                rows += load_table(warehouse, known, table.spec, reader.batches(table),
-                                   valid_from, point.wal_lsn, observer.snapshot_rows)
-            ensure_model(warehouse, options.classification)
-            ReportState(warehouse.db, options.classification).ensure(set(known))
-            warehouse.write_checkpoint(checkpoint)
-    finally:
-        reader.close()
+    tables = published_tables(conn, options.publication)
+    observer.snapshot_started([table.spec.name for table in tables],
+                              sum(estimated_rows(conn, table) for table in tables))
+    parts = plan_parts(conn, tables)
+
+    def finish() -> None:
+        for table in tables:
+            warehouse.recount(table.spec.name)
+        ensure_model(warehouse, options.classification)
+        ReportState(warehouse.db, options.classification).ensure(set(warehouse.tables()))
+        warehouse.write_checkpoint(checkpoint)
+
+    with ParallelCopy(options.dsn, point.name, parts, options.snapshot_connections) as copy:
+        rows = load_snapshot(warehouse, [table.spec for table in tables], copy, valid_from,
+                             point.wal_lsn, finish, observer.snapshot_rows)
     conn.execute("COMMIT")
     observer.snapshot_done(rows, time.monotonic() - started)
 

@@ -19,6 +19,11 @@ from acme.lsn import parse_lsn
 from acme.source.connect import classify_connect_error
 
 
+def plugin_options(publication: str) -> dict[str, str]:
+    """pgoutput's options for our stream (benchmarks read a raw baseline with the same)."""
+    return {"proto_version": "1", "publication_names": publication}
+
+
 @dataclass(frozen=True)
 class CreatedSlot:
     consistent_lsn: int
@@ -61,7 +66,7 @@ class ReplicationStream:
         try:
             self.cursor.start_replication(
                 slot_name=self.slot, decode=False, status_interval=1,
-                options={"proto_version": "1", "publication_names": self.publication})
+                options=plugin_options(self.publication))
         except psycopg2.errors.ObjectInUse as error:
             pid = str(error).split("PID")[-1].strip() if "PID" in str(error) else "?"
             raise SlotInUse(slot_in_use(self.slot, pid)) from None

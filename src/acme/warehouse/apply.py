@@ -63,9 +63,10 @@ class BatchApplier:
                 self.db.execute(f"ALTER TABLE {stage_table(spec)} "
                                 f"ADD COLUMN {quote(name)} VARCHAR")
             staged.spec = spec
-        with self.warehouse.staged("stage_chunk", chunk.rows):
-            self.db.execute(f"INSERT INTO {stage_table(spec)} BY NAME "
-                            "SELECT * FROM stage_chunk")
+        # Scanned as a relation, not registered as a view: a view registered inside the
+        # transaction would keep every chunk's Arrow data alive until the commit.
+        self.db.from_arrow(chunk.rows).query(
+            "stage_chunk", f"INSERT INTO {stage_table(spec)} BY NAME SELECT * FROM stage_chunk")
         staged.rows += chunk.rows.num_rows
         unchanged = chunk.rows.column("_unchanged")
         staged.has_unchanged |= unchanged.null_count < len(unchanged)

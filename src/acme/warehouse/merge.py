@@ -132,19 +132,3 @@ def truncate_sql(spec: TableSpec) -> tuple[str, str]:
     return (f"UPDATE history.{quote(spec.name)} SET _valid_to = $1, "
             "_valid_from = least(_valid_from, $1) WHERE _valid_to IS NULL",
             f"DELETE FROM current.{quote(spec.name)}")
-
-
-def snapshot_insert_sql(spec: TableSpec) -> str:
-    """Insert one batch of copied rows (`snapshot_raw`) as the first versions, cast to the
-    column types (a no-op for typed columns; numeric arrives as its exact text)."""
-    values = ", ".join(f"CAST({quote(name)} AS {kind})" for name, kind in spec.columns)
-    return f"""
-        INSERT INTO history.{quote(spec.name)} ({_columns(spec)}, _valid_from, _valid_to, _op, _lsn)
-        SELECT {values}, $1, NULL, 'snapshot', $2 FROM snapshot_raw"""
-
-
-def current_from_history_sql(spec: TableSpec) -> str:
-    columns = _columns(spec)
-    return f"""
-        INSERT INTO current.{quote(spec.name)} ({columns})
-        SELECT {columns} FROM history.{quote(spec.name)} WHERE _valid_to IS NULL"""

@@ -102,18 +102,6 @@ class Warehouse:
             raise
         self.db.execute("COMMIT")
 
-    @contextmanager
-    def staged(self, name: str, data) -> Iterator[None]:
-        """Expose an Arrow table or batch to SQL as `name` for the duration of the block."""
-        self.db.register(name, data)
-        try:
-            yield
-        finally:
-            try:
-                self.db.unregister(name)
-            except duckdb.Error:
-                pass  # the transaction failed; the next register of this name replaces it
-
     def checkpoint(self) -> Checkpoint | None:
         row = self.db.execute(
             "SELECT end_lsn, commit_time, snapshot_xmin, snapshot_xmax, snapshot_xip "
@@ -143,6 +131,13 @@ class Warehouse:
                    ORDER BY ordinal_position""", [name]).fetchall()
             specs[name] = TableSpec(name, tuple(columns), tuple(key))
         return specs
+
+    def drop_tables(self) -> None:
+        """Forget every table: what an interrupted first snapshot left (no checkpoint yet)."""
+        for name in self.tables():
+            for schema in ("history", "current"):
+                self.db.execute(f"DROP TABLE IF EXISTS {schema}.{quote(name)}")
+        self.db.execute("DELETE FROM _acme.tables")
 
     def ensure_table(self, wanted: TableSpec, known: dict[str, TableSpec]) -> TableSpec:
         """Create the table in history and current, or add the columns it gained."""
