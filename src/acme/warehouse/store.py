@@ -48,7 +48,7 @@ BOOTSTRAP = [
            classification VARCHAR NOT NULL,
            built_at TIMESTAMPTZ NOT NULL)""",
 ]
-MEMORY_LIMIT = "500MB"
+MEMORY_LIMIT = "350MB"
 BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_valid_to", "TIMESTAMPTZ"),
                ("_op", "VARCHAR"), ("_lsn", "UBIGINT"))
 
@@ -83,6 +83,9 @@ class Warehouse:
         # DuckDB would otherwise cache up to 80% of RAM; beyond this it spills to disk, which
         # keeps the process's memory bounded whatever the table sizes.
         connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        # Nothing here relies on the order rows are stored in, and keeping it makes large
+        # INSERT ... SELECT and CREATE TABLE AS buffer their input in memory.
+        connection.execute("SET preserve_insertion_order = false")
         warehouse = cls(connection, path)
         if not read_only:
             for statement in BOOTSTRAP:
