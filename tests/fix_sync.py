@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from acme.pipeline import SyncOptions, run_sync
+from acme.pipeline import SyncObserver, SyncOptions, run_sync
 from tests.fix_source import SourceDB
 
 
@@ -23,14 +23,15 @@ def sync_once(db: SourceDB, warehouse: Path, **overrides):
 class BackgroundSync:
     """`acme sync` (following forever) in a thread, stopped like Ctrl-C would."""
 
-    def __init__(self, options: SyncOptions):
+    def __init__(self, options: SyncOptions, observer: SyncObserver | None = None):
         self.stop = threading.Event()
         self.error: BaseException | None = None
+        self.observer = observer
         self.thread = threading.Thread(target=self._run, args=(options,), daemon=True)
 
     def _run(self, options: SyncOptions) -> None:
         try:
-            run_sync(options, self.stop)
+            run_sync(options, self.stop, self.observer)
         except BaseException as error:
             self.error = error
 

@@ -50,5 +50,9 @@ class WarehouseError(TerminalError):
     """The DuckDB warehouse file cannot be used as asked."""
 
 
+class OutputError(TerminalError):
+    """An answer cannot be written where it was asked to go."""
+
+
 class LakeError(TerminalError):
     """The Iceberg lake cannot be used as asked (extra not installed, catalog refused)."""

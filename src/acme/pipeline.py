@@ -15,27 +15,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from acme.capture.catalog import check_source, published_tables
+import duckdb
+
+from acme.backoff import Backoff
+from acme.capture.catalog import check_source, source_position
 from acme.capture.pgoutput import Begin, decode
-from acme.capture.replication import CreatedSlot, ReplicationStream
-from acme.capture.snapshot import ParallelCopy, begin_snapshot, estimated_rows, plan_parts
+from acme.capture.replication import DEFAULT_RECEIVE_TIMEOUT, ReplicationStream
 from acme.capture.transactions import Committed, RowChange, TableTruncate, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
 from acme.classification import StatusClassification
-from acme.errors import SlotInUse, TransientError
+from acme.errors import SlotInUse, TransientError, WarehouseError
+from acme.initial_copy import CopyStopped, prepare_warehouse
 from acme.source.connect import connect
 from acme.warehouse.apply import BatchApplier
-from acme.warehouse.load import load_snapshot
-from acme.warehouse.model import ensure_model
-from acme.warehouse.report_state import ReportState
+from acme.warehouse.ownership import SourceIdentity, check_no_gap
 from acme.warehouse.stage import ChangeStager
-from acme.warehouse.store import Checkpoint, Warehouse
+from acme.warehouse.store import Checkpoint, Warehouse, storage_failure
 
 ROW_MESSAGE_KINDS = (b"I", b"U", b"D", b"T")
 IDLE_POLL_SECONDS = 0.05
-RETRY_FIRST_SECONDS = 1.0
-RETRY_MAX_SECONDS = 30.0
 KEEPALIVE_ASK_SECONDS = 1.0
+RECORD_CONFIRMED_SECONDS = 1.0  # how often an idle warehouse may write its confirmed position
 MAX_QUEUED_CHUNKS = 4  # staging tasks waiting for the apply thread: bounds memory
 
 
@@ -51,6 +51,9 @@ class SyncOptions:
     batch_seconds: float = 0.25
     snapshot_connections: int = 2
     classification: StatusClassification = StatusClassification()
+    application_name: str = "acme sync"
+    resnapshot: bool = False  # rebuild from a fresh copy, swapped in when complete
+    receive_timeout: float = DEFAULT_RECEIVE_TIMEOUT  # silence after asking = dead connection
     lake: str | None = None  # an Iceberg lake following the warehouse (acme.lake)
     lake_interval: float = 10.0
 
@@ -87,40 +90,53 @@ def run_sync(options: SyncOptions, stop: threading.Event | None = None,
     """Snapshot if needed, then stream; returns the last checkpoint when stopped or caught up."""
     stop = stop or threading.Event()
     observer = observer or SyncObserver()
-    with connect(options.dsn, autocommit=True) as conn:
-        slot = check_source(conn, options.dsn, options.slot, options.publication,
-                            options.create_slot)
+    with connect(options.dsn, options.application_name, autocommit=True) as conn:
+        check_source(conn, options.dsn, options.slot, options.publication,
+                     options.create_slot)
         target_lsn = int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
                          .fetchone()[0])
-        lake = _open_lake(options)  # before the warehouse: a bad lake writes nothing
-        warehouse = Warehouse.open(options.warehouse)
-        stream = ReplicationStream(options.dsn, options.slot, options.publication)
-        follower = None
-        try:
-            ensure_model(warehouse, options.classification)
-            observer.warehouse_opened(warehouse)
-            if lake is not None:
-                from acme.lake.follower import LakeFollower
+    lake = _open_lake(options)  # before the warehouse: a bad lake writes nothing
+    stream = _open_stream(options)
+    try:
+        system = stream.identify()
+        identity = SourceIdentity(system.system_identifier, system.database, options.slot,
+                                  options.publication)
+        warehouse = prepare_warehouse(options, identity, observer, stop)
+    except CopyStopped:
+        stream.close()
+        return Checkpoint(0, None, None)
+    except BaseException:
+        stream.close()
+        raise
+    follower = None
+    try:
+        if lake is not None:
+            from acme.lake.follower import LakeFollower
 
-                follower = LakeFollower(lake, warehouse, options.lake_interval,
-                                        observer.lake_committed, observer.lake_failed).start()
-            if warehouse.checkpoint() is None:
-                # Rows of the copy are valid from before the new slot's first transaction.
-                before_slot = conn.execute("SELECT clock_timestamp()").fetchone()[0]
-                exported = None if slot.exists else stream.create_slot()
-                _snapshot(conn, warehouse, options, exported,
-                          before_slot if exported else None, observer)
-            checkpoint = _follow(stream, warehouse, options, observer, stop,
-                                 target_lsn if options.once else None)
-            if follower is not None:
-                follower, running = None, follower
-                running.stop()  # a last lake commit of all the warehouse holds
-            return checkpoint
-        finally:
-            if follower is not None:
-                follower.stop(final_commit=False)
-            stream.close()
-            warehouse.close()
+            follower = LakeFollower(lake, warehouse, options.lake_interval,
+                                    observer.lake_committed, observer.lake_failed).start()
+        checkpoint = _follow(stream, warehouse, options, observer, stop,
+                             target_lsn if options.once else None)
+        if follower is not None:
+            follower, running = None, follower
+            running.stop()  # a last lake commit of all the warehouse holds
+        return checkpoint
+    finally:
+        if follower is not None:
+            follower.stop(final_commit=False)
+        warehouse.close()
+
+
+def _open_stream(options: SyncOptions) -> ReplicationStream:
+    return ReplicationStream(options.dsn, options.slot, options.publication,
+                             options.application_name, options.receive_timeout)
+
+
+def _check_slot_owned(options: SyncOptions, warehouse: Warehouse) -> None:
+    """Once the slot is ours: refuse if another reader consumed past our position."""
+    with connect(options.dsn, options.application_name, autocommit=True) as conn:
+        slot_confirmed = source_position(conn, options.slot).slot_confirmed_lsn
+    check_no_gap(warehouse.path, options.slot, slot_confirmed, warehouse.confirmed_position())
 
 
 def _open_lake(options: SyncOptions):
@@ -139,58 +155,48 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
     nothing is lost or applied twice. After a network cut the server may still hold the slot
     for the dead connection for a while: that is retried too.
     """
-    delay = RETRY_FIRST_SECONDS
+    backoff = Backoff()
     reconnecting = False
     while True:
-        connected_at = time.monotonic()
+        backoff.attempt()
         try:
             if reconnecting:
-                stream = ReplicationStream(options.dsn, options.slot, options.publication)
+                stream = _open_stream(options)
+                if warehouse.invalidated:
+                    warehouse.reopen()
+                    observer.warehouse_opened(warehouse)
             stream.start()
+            _check_slot_owned(options, warehouse)
             return _Streamer(stream, warehouse, options, warehouse.checkpoint(), observer).run(
                 stop, target_lsn)
-        except (TransientError, SlotInUse) as error:
-            if isinstance(error, SlotInUse) and not reconnecting:
-                raise
-            if time.monotonic() - connected_at > RETRY_MAX_SECONDS:
-                delay = RETRY_FIRST_SECONDS  # it had been healthy: a fresh outage
+        except (TransientError, SlotInUse, duckdb.Error, WarehouseError) as error:
+            reason = _retryable(error, warehouse, reconnecting)
+            delay = backoff.next_delay()
             observer.error(error)
-            observer.connection_lost(str(error), delay)
+            observer.connection_lost(reason, delay)
             if stop.wait(delay):
                 return warehouse.checkpoint()
-            delay = min(delay * 2, RETRY_MAX_SECONDS)
             reconnecting = True
         finally:
             stream.close()
 
 
-def _snapshot(conn, warehouse: Warehouse, options: SyncOptions, exported: CreatedSlot | None,
-              valid_from: datetime | None, observer: SyncObserver) -> None:
-    """Copy every published table; the hand-off checkpoint commits with the last of it."""
-    started = time.monotonic()
-    point = begin_snapshot(conn, exported.snapshot_name if exported else None)
-    valid_from = valid_from or point.taken_at
-    # A new slot streams exactly what follows its exported snapshot: start after its
-    # consistent point. An older slot replays from its confirmed position: skip by xid.
-    end_lsn = exported.consistent_lsn if exported else 0
-    checkpoint = Checkpoint(end_lsn, valid_from, point.visibility)
-    tables = published_tables(conn, options.publication)
-    observer.snapshot_started([table.spec.name for table in tables],
-                              sum(estimated_rows(conn, table) for table in tables))
-    parts = plan_parts(conn, tables)
+def _retryable(error: Exception, warehouse: Warehouse, reconnecting: bool) -> str:
+    """The line to show for an error worth retrying; anything else is raised again.
 
-    def finish() -> None:
-        for table in tables:
-            warehouse.recount(table.spec.name)
-        ensure_model(warehouse, options.classification)
-        ReportState(warehouse.db, options.classification).ensure(set(warehouse.tables()))
-        warehouse.write_checkpoint(checkpoint)
-
-    with ParallelCopy(options.dsn, point.name, parts, options.snapshot_connections) as copy:
-        rows = load_snapshot(warehouse, [table.spec for table in tables], copy, valid_from,
-                             point.wal_lsn, finish, observer.snapshot_rows)
-    conn.execute("COMMIT")
-    observer.snapshot_done(rows, time.monotonic() - started)
+    A dropped connection is retried, and so is a slot still held after a cut (by the old
+    walsender). A warehouse that cannot be written (disk full, read-only) is retried too:
+    the batch rolled back, the slot was not confirmed past it, and the stream restarts from
+    the checkpoint once the disk is fixed.
+    """
+    if isinstance(error, TransientError) or isinstance(error, SlotInUse) and reconnecting:
+        return str(error)
+    reason = storage_failure(error)
+    if reason is None:
+        raise error
+    warehouse.invalidated = warehouse.invalidated or "invalidated" in reason
+    return (f"cannot write the warehouse {warehouse.path}: {reason}; free space or make it "
+            "writable (nothing is lost: the batch is applied again)")
 
 
 @dataclass(frozen=True)
@@ -238,6 +244,8 @@ class _Streamer:
         self.visibility: SnapshotVisibility | None = self.checkpoint.visibility
         self.seen_end_lsn = self.checkpoint.end_lsn
         self.seen_commit_time = self.checkpoint.commit_time
+        self.recorded_confirmed = self.warehouse.confirmed_position() or 0
+        self.recorded_at = 0.0
 
     def run(self, stop: threading.Event, target_lsn: int | None) -> Checkpoint:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply") as apply_thread:
@@ -289,9 +297,22 @@ class _Streamer:
             ask = now - last_ask >= KEEPALIVE_ASK_SECONDS
             if ask:
                 last_ask = now
-            if sent > self.stream.flushed or ask:
-                self.stream.confirm(max(sent, self.seen_end_lsn), ask_reply=ask)
+            position = self._recorded(max(sent, self.seen_end_lsn))
+            if position > self.stream.flushed or ask:
+                self.stream.confirm(position, ask_reply=ask)
             self.stream.wait(IDLE_POLL_SECONDS)
+
+    def _recorded(self, position: int) -> int:
+        """How far may be confirmed: the warehouse records a position beyond its checkpoint
+        before it is confirmed (at most once a second), so a slot found further along later
+        can only mean another reader."""
+        now = time.monotonic()
+        if position > self.recorded_confirmed and now - self.recorded_at >= \
+                RECORD_CONFIRMED_SECONDS:
+            # On the apply thread, which owns the connection (idle here: all is settled).
+            self.apply_thread.submit(self.warehouse.record_confirmed, position).result()
+            self.recorded_confirmed, self.recorded_at = position, now
+        return min(position, max(self.recorded_confirmed, self.checkpoint.end_lsn))
 
     def _already_held(self, xid: int, commit_lsn: int) -> bool:
         """Applied by an earlier batch, or contained in the initial copy."""

@@ -17,7 +17,7 @@ ENDPOINTS = {
     "open-orders": "/analytics/orders?status=open",
     "top-delivery-dates": "/analytics/orders/top?limit=3",
     "pending-items": "/analytics/orders/product",
-    "top-customers": "/analytics/orders/customers?status=open&limit=3",
+    "top-customers": "/analytics/orders/customers?status=pending&limit=3",
 }
 
 

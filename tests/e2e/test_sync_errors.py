@@ -58,8 +58,8 @@ def test_slot_missing_when_told_not_to_create(pg_server, warehouse):
                           "pg_create_logical_replication_slot")
 
 
-def test_slot_in_use_by_another_consumer(source_db, warehouse):
-    other = psycopg2.connect(source_db.cdc_dsn,
+def test_slot_in_use_names_the_client_holding_it(source_db, warehouse):
+    other = psycopg2.connect(source_db.cdc_dsn, application_name="nightly export",
                              connection_factory=psycopg2.extras.LogicalReplicationConnection)
     try:
         other.cursor().start_replication(
@@ -68,7 +68,8 @@ def test_slot_in_use_by_another_consumer(source_db, warehouse):
         run = sync_once(source_db, warehouse)
     finally:
         other.close()
-    assert_one_line_error(run, f"replication slot {source_db.slot} is in use", "pid")
+    assert_one_line_error(run, f"replication slot {source_db.slot} is in use by 'nightly "
+                          "export' from 127.0.0.1:", "(server pid ", "--slot")
 
 
 def test_user_without_replication(source_db, warehouse):

@@ -3,6 +3,7 @@ read-only one). Paths are compatible with ACME's existing analytics API; the das
 and its assets under `/static` (the charting library is shipped in the package: nothing is
 loaded from the internet)."""
 
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import duckdb
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -61,13 +62,17 @@ class NotReady(AcmeError):
     """The warehouse holds no data yet (initial snapshot still running)."""
 
 
+OPEN_PATHS = ("/health",)
+
+
 def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
                classification: StatusClassification, metrics: PipelineMetrics | None = None,
                verify: Callable[[duckdb.DuckDBPyConnection], VerifyReport] | None = None,
-               cache: AnswerCache | None = None) -> FastAPI:
+               cache: AnswerCache | None = None, token: str | None = None) -> FastAPI:
     """`connection()` returns the live warehouse connection, or None while it is not open;
     `metrics` gathers what /metrics shows; `verify` compares the warehouse with the source;
-    `cache` (invalidated by the pipeline at each commit) shares answers between requests."""
+    `cache` (invalidated by the pipeline at each commit) shares answers between requests.
+    With a `token`, every path but /health asks for it as `Authorization: Bearer <token>`."""
     app = FastAPI(title="ACME Analytics", version="0.1.0",
                   description="Open orders, delivery dates, pending items and customers, "
                               "current or as of any past time, with their freshness.")
@@ -75,6 +80,18 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
     metrics = metrics or PipelineMetrics()
 
     app.add_middleware(_RequestTimer, metrics=metrics)
+
+    if token:
+        expected = f"Bearer {token}".encode()
+
+        @app.middleware("http")
+        async def _require_token(request: Request, call_next):
+            given = request.headers.get("authorization", "").encode()
+            if request.url.path in OPEN_PATHS or hmac.compare_digest(given, expected):
+                return await call_next(request)
+            return JSONResponse({"detail": "missing or wrong bearer token; send "
+                                           "'Authorization: Bearer <ACME_API_TOKEN>'"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(AcmeError)
     async def _acme_error(request: Request, error: AcmeError) -> JSONResponse:
@@ -87,24 +104,27 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
             raise NotReady("the warehouse is not open yet; the pipeline is starting")
         return live
 
-    def compute(name: str, limit: int | None, moment: datetime | None) -> bytes:
+    def compute(name: str, limit: int | None, moment: datetime | None,
+                status: str | None) -> bytes:
         try:
-            payload = answer_payload(run_report(db(), name, classification, limit, moment))
+            payload = answer_payload(run_report(db(), name, classification, limit, moment,
+                                                status))
         except duckdb.CatalogException:
             raise NotReady("the warehouse has no data yet; the initial snapshot is "
                            "still running") from None
         return json.dumps(payload).encode()
 
-    async def answer(name: str, limit: int | None, as_of: str | None) -> Response:
+    async def answer(name: str, limit: int | None, as_of: str | None,
+                     status: str | None = None) -> Response:
         # A shared answer is served from the event loop; only a miss takes a worker thread,
         # so a crowd of readers holds the GIL as little as possible.
         moment = parse_as_of(as_of)
-        key = (name, limit, moment)
+        key = (name, limit, moment, status)
         body = cache.peek(key) if cache else None
         if body is None:
             body = await run_in_threadpool(
-                lambda: cache.get(key, lambda: compute(name, limit, moment)) if cache
-                else compute(name, limit, moment))
+                lambda: cache.get(key, lambda: compute(name, limit, moment, status)) if cache
+                else compute(name, limit, moment, status))
         return Response(body, media_type="application/json")
 
     @app.get("/", include_in_schema=False)
@@ -128,13 +148,17 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
         return await answer("pending-items", None, as_of)
 
     @app.get("/analytics/orders/customers", summary="Customers with the most pending orders")
-    async def top_customers(status: Literal["open", "pending"] = "open", limit: Limit = 3,
-                      as_of: AsOf = None) -> Response:
-        return await answer("top-customers", limit, as_of)
+    async def top_customers(status: Literal["open", "pending"] = "pending", limit: Limit = 3,
+                            as_of: AsOf = None) -> Response:
+        return await answer("top-customers", limit, as_of, status)
 
-    @app.get("/analytics/orders/{order_id}/history", summary="One order's versions and moves")
+    @app.get("/analytics/orders/{order_id}/history", summary="One order's versions and moves",
+             responses={404: {"description": "No such order in the warehouse history"}})
     def history(order_id: int) -> dict[str, Any]:
-        return story_payload(order_story(db(), order_id))
+        story = order_story(db(), order_id)
+        if not story.versions:
+            raise HTTPException(404, f"order {order_id} is not in the warehouse history")
+        return story_payload(story)
 
     @app.get("/status", summary="Checkpoint, freshness, lag behind the source, row counts")
     def status() -> dict[str, Any]:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import psycopg
 
 from acme.config import mask_dsn
-from acme.errors import SlotInUse, SourceMisconfigured, SourceRejected
+from acme.errors import AcmeError, SlotInUse, SourceMisconfigured, SourceRejected
+from acme.source.connect import connect
 from acme.warehouse.tables import TableSpec, duckdb_type
 
 
@@ -75,13 +76,36 @@ def check_source(conn: psycopg.Connection, dsn: str, slot: str, publication: str
         raise SourceMisconfigured(f"replication slot {slot} belongs to database {database}, "
                                   f"not {current_db}; connect to {database} or use another slot")
     if active_pid is not None:
-        raise SlotInUse(slot_in_use(slot, active_pid))
+        raise SlotInUse(slot_in_use(slot, describe_holder(conn, active_pid)))
     return SlotState(True, None)
 
 
-def slot_in_use(slot: str, pid: int | str) -> str:
-    return (f"replication slot {slot} is in use by another consumer (pid {pid}); stop it "
-            "or use another slot")
+def slot_in_use(slot: str, holder: str) -> str:
+    return (f"replication slot {slot} is in use by {holder}; stop it, or give this warehouse "
+            "its own slot with --slot")
+
+
+def describe_holder(conn: psycopg.Connection, pid: int | str) -> str:
+    """The client holding a walsender: its application name and address, as far as the
+    server shows them to this user (the server process id alone names nobody)."""
+    row = conn.execute(
+        """SELECT application_name, host(client_addr), client_port FROM pg_stat_replication
+           WHERE pid = %s""", (int(pid),)).fetchone() if str(pid).isdigit() else None
+    if row is None:
+        return f"another consumer (server pid {pid})"
+    name, address, port = row
+    who = f"'{name}'" if name else "an unnamed client"
+    where = f" from {address}:{port}" if address else ""
+    return f"{who}{where} (server pid {pid})"
+
+
+def holder_of(dsn: str, slot: str, pid: int | str) -> str:
+    """describe_holder over a fresh connection (the replication one cannot run queries)."""
+    try:
+        with connect(dsn, autocommit=True) as conn:
+            return describe_holder(conn, pid)
+    except (AcmeError, psycopg.Error):  # in use either way; the name is a courtesy
+        return f"another consumer (server pid {pid})"
 
 
 def published_tables(conn: psycopg.Connection, publication: str) -> list[SourceTable]:

@@ -25,6 +25,7 @@ from acme.capture.catalog import SourceTable
 from acme.capture.visibility import SnapshotVisibility
 from acme.config import mask_dsn
 from acme.errors import SourceUnreachable
+from acme.source.connect import DEFAULT_APPLICATION, conninfo
 
 BATCH_BYTES = 16 << 20
 PART_PAGES = 4096  # 32 MB of heap per part: enough parts to balance, few enough queries
@@ -121,7 +122,9 @@ class ParallelCopy:
     ends their transactions. Use it as a context manager.
     """
 
-    def __init__(self, dsn: str, snapshot_name: str, parts: list[CopyPart], connections: int):
+    def __init__(self, dsn: str, snapshot_name: str, parts: list[CopyPart], connections: int,
+                 application_name: str = DEFAULT_APPLICATION):
+        self.dsn = dsn
         self.parts: queue.SimpleQueue[CopyPart] = queue.SimpleQueue()
         for part in parts:
             self.parts.put(part)
@@ -131,7 +134,8 @@ class ParallelCopy:
         self.connections: list[adbc.Connection] = []
         try:
             for _ in range(count):
-                self.connections.append(_snapshot_connection(dsn, snapshot_name))
+                self.connections.append(
+                    _snapshot_connection(dsn, snapshot_name, application_name))
         except BaseException:
             self._close_connections()
             raise
@@ -153,6 +157,13 @@ class ParallelCopy:
             item = self.batches.get()
             if item is _DONE:
                 running -= 1
+            elif isinstance(item, adbc.Error | OSError | pa.ArrowException):
+                # A dropped (or, through the TCP timeouts, silently dead) copy connection:
+                # worth copying again.
+                lines = [line.strip() for line in str(item).splitlines() if line.strip()]
+                raise SourceUnreachable(
+                    f"copy connection to {mask_dsn(self.dsn)} lost: "
+                    f"{lines[0] if lines else type(item).__name__}") from None
             elif isinstance(item, BaseException):
                 raise item
             else:
@@ -204,10 +215,11 @@ class ParallelCopy:
                 conn.close()
 
 
-def _snapshot_connection(dsn: str, snapshot_name: str) -> adbc.Connection:
+def _snapshot_connection(dsn: str, snapshot_name: str,
+                         application_name: str) -> adbc.Connection:
     """An ADBC connection in a read-only transaction that imported the snapshot."""
     try:
-        conn = adbc.connect(dsn, autocommit=True)
+        conn = adbc.connect(conninfo(dsn, application_name), autocommit=True)
     except adbc.Error as error:
         raise SourceUnreachable(f"cannot open the copy connection to {mask_dsn(dsn)}: "
                                 f"{str(error).splitlines()[0]}") from None

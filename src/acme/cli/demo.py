@@ -21,9 +21,9 @@ from acme.config import (
     CDC_PASSWORD,
     CDC_USER,
     DEFAULT_PORT,
-    Settings,
     default_data_dir,
     embedded_dsn,
+    load_settings,
 )
 from acme.source.embedded import EmbeddedServer
 from acme.source.simulate import run_traffic
@@ -34,8 +34,10 @@ def demo(orders: int = typer.Option(200_000, "--orders", min=1,
          rate: float = typer.Option(100.0, "--rate", min=0.1, help="Simulated transactions/s."),
          duration: float = typer.Option(None, "--duration", min=1,
                                         help="Stop after this many seconds [default: Ctrl-C]."),
-         port: int = typer.Option(DEFAULT_PORT, "--port", help="Embedded source port."),
-         api_port: int = typer.Option(8000, "--api-port", help="HTTP API port.")) -> None:
+         port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535,
+                                  help="Embedded source port."),
+         api_port: int = typer.Option(8000, "--api-port", min=1, max=65535,
+                                      help="HTTP API port.")) -> None:
     """Source up (seeded if empty), live traffic, sync and API, with a live freshness line."""
     source.up(port=port, data_dir=None)
     state = EmbeddedServer(default_data_dir()).state()
@@ -48,7 +50,7 @@ def demo(orders: int = typer.Option(200_000, "--orders", min=1,
         for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
             stale.unlink(missing_ok=True)  # a new source starts a new history
 
-    settings = Settings()
+    settings = load_settings()
     options = options_from(settings, embedded_dsn(CDC_USER, CDC_PASSWORD, state.port),
                            warehouse, None, None, once=False, create_slot=True)
     stop = stop_on_signals()

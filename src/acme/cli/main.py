@@ -1,4 +1,13 @@
-"""Entry point: the `acme` Typer app, and the one place errors become a line and an exit code."""
+"""Entry point: the `acme` Typer app, and the one place errors become a line and an exit code.
+
+Exit codes (documented in the README):
+  0  done;
+  1  the command could not do its job: a setting, flag value, source, warehouse or file
+     problem, said in one line;
+  2  the command line itself is wrong: unknown command or option, missing argument, a value
+     of the wrong type or out of range (the parser's verdict, also one line);
+  130 interrupted by Ctrl-C before it could finish cleanly.
+"""
 
 import sys
 
@@ -11,6 +20,13 @@ from acme.cli import demo, lake, report, serve, source, sync, verify
 from acme.cli.output import err_console
 from acme.errors import AcmeError
 from acme.observe.logs import LogFormat, configure, json_enabled, log_error
+
+try:  # recent Typer vendors click; its parser raises these
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - Typer with click as a dependency
+    from click import exceptions as click_errors
+
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 app = typer.Typer(
     help="ACME Analytics: near-real-time analytics on ACME's PostgreSQL orders.",
@@ -41,27 +57,47 @@ def _global(debug: bool = typer.Option(False, "--debug", help="Show tracebacks o
     configure(log_format)
 
 
-def _first_line(error: Exception) -> str:
+def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _message(error: BaseException) -> str:
+    if isinstance(error, AcmeError):
+        return str(error)
+    if isinstance(error, duckdb.Error):
+        return f"the warehouse refused: {_first_line(error)}"
+    if isinstance(error, OSError):
+        where = f" {error.filename}" if error.filename else ""
+        return f"cannot use{where}: {error.strerror or _first_line(error)}"
+    return f"the database refused: {_first_line(error)}"
+
+
+def _fail(message: str, code: int) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
 def main() -> None:
-    """Run the CLI; errors a user can act on become one line and exit code 1."""
+    """Run the CLI; every error becomes one line and a documented exit code."""
     try:
-        app()
-    except (AcmeError, psycopg.Error, psycopg2.Error, duckdb.Error) as error:
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as error:
+        print(error.ctx.get_help() if error.ctx else "see `acme --help`")
+        sys.exit(EXIT_USAGE)
+    except click_errors.UsageError as error:
+        command = error.ctx.command_path if error.ctx else "acme"
+        _fail(f"{error.format_message()} (see `{command} --help`)", EXIT_USAGE)
+    except (click_errors.ClickException, typer.Abort, KeyboardInterrupt) as error:
+        if isinstance(error, click_errors.ClickException):
+            _fail(error.format_message(), EXIT_ERROR)
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except (AcmeError, psycopg.Error, psycopg2.Error, duckdb.Error, OSError) as error:
         if _debug["on"]:
             raise
-        if isinstance(error, AcmeError):
-            message = str(error)
-        elif isinstance(error, duckdb.Error):
-            message = f"the warehouse refused: {_first_line(error)}"
-        else:
-            message = f"the database refused: {_first_line(error)}"
+        message = _message(error)
         if json_enabled():
             log_error(error, message)
-        else:
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False,
-                              soft_wrap=True)
-        sys.exit(1)
+            sys.exit(EXIT_ERROR)
+        _fail(message, EXIT_ERROR)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -11,8 +11,20 @@ from rich.table import Table
 
 from acme.capture.catalog import source_position
 from acme.classification import classification_from
-from acme.cli.output import console, err_console
-from acme.config import Settings
+from acme.cli.output import (
+    check_output_dir,
+    check_output_file,
+    console,
+    err_console,
+    write_output,
+)
+from acme.config import (
+    Settings,
+    check_dsn,
+    check_slot_name,
+    check_warehouse_path,
+    load_settings,
+)
 from acme.errors import AcmeError, ConfigError
 from acme.lsn import format_lsn, parse_lsn
 from acme.reports.access import AnswerSource, open_answers
@@ -38,7 +50,7 @@ WarehouseOption = typer.Option(None, "--warehouse", help="DuckDB file [ACME_WARE
 
 def _answers(warehouse: Path | None, engine: Engine = Engine.duckdb,
              lake: str | None = None) -> tuple[AnswerSource, Settings]:
-    settings = Settings()
+    settings = load_settings()
     classification = classification_from(settings.terminal_statuses,
                                          settings.pending_statuses)
     if engine is Engine.daft:
@@ -49,7 +61,10 @@ def _answers(warehouse: Path | None, engine: Engine = Engine.duckdb,
         from acme.reports.lake_engine import LakeSource
 
         return LakeSource.open(location, classification), settings
-    return open_answers(warehouse or settings.warehouse, classification), settings
+    path = check_warehouse_path(settings.warehouse if warehouse is None else warehouse,
+                                must_exist=True)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    return open_answers(path, classification, token), settings
 
 
 def _render_table(payload: dict[str, Any]) -> None:
@@ -84,18 +99,23 @@ def report(name: str = typer.Argument(..., help=f"One of: {', '.join(REPORTS)}, 
         raise ConfigError("`acme report all` needs --output-dir DIR")
     check_limit(limit)
     moment = parse_as_of(as_of)
+    if output is not None:
+        check_output_file(output)
+    if output_dir is not None:
+        check_output_dir(output_dir)
     answers, _ = _answers(warehouse, engine, lake)
     try:
         if name == "all":
-            output_dir.mkdir(parents=True, exist_ok=True)
-            for report_name in REPORTS:
-                payload = answers.report(report_name, limit, moment)
-                (output_dir / f"{report_name}.csv").write_text(payload_csv(payload))
-            console.print(f"wrote {len(REPORTS)} reports to {output_dir}")
-            return
-        payload = answers.report(name, limit, moment)
+            # Every answer first, then the files: a failed query writes nothing.
+            texts = {report_name: payload_csv(answers.report(report_name, limit, moment))
+                     for report_name in REPORTS}
+        else:
+            payload = answers.report(name, limit, moment)
     finally:
         answers.close()
+    if name == "all":
+        _write_all(output_dir, texts)
+        return
     if output_format is Format.table and output is None:
         _render_table(payload)
         return
@@ -103,8 +123,27 @@ def report(name: str = typer.Argument(..., help=f"One of: {', '.join(REPORTS)}, 
     if output is None:
         print(text, end="" if text.endswith("\n") else "\n")
     else:
-        output.write_text(text)
+        write_output(output, text)
         err_console.print(f"wrote {output}")
+
+
+def _write_all(output_dir: Path, texts: dict[str, str]) -> None:
+    """One CSV per report; on a failure the files this call wrote are removed again."""
+    created_dir = not output_dir.exists()
+    written: list[Path] = []
+    try:
+        output_dir.mkdir(exist_ok=True)
+        for report_name, text in texts.items():
+            target = output_dir / f"{report_name}.csv"
+            write_output(target, text)
+            written.append(target)
+    except BaseException:
+        for target in written:
+            target.unlink(missing_ok=True)
+        if created_dir and output_dir.exists() and not any(output_dir.iterdir()):
+            output_dir.rmdir()
+        raise
+    console.print(f"wrote {len(texts)} reports to {output_dir}")
 
 
 history_app = typer.Typer(help="The history of a source row.", no_args_is_help=True)
@@ -132,16 +171,24 @@ def history_order(order_id: int = typer.Argument(..., help="The order's id."),
         console.print(table)
 
 
-def status(warehouse: Path = WarehouseOption) -> None:
+def status(warehouse: Path = WarehouseOption,
+           dsn: str = typer.Option(None, "--dsn", help="Replication user's URL "
+                                   "[ACME_SOURCE_DSN]."),
+           slot: str = typer.Option(None, "--slot", help="Replication slot [ACME_SLOT].")
+           ) -> None:
     """Checkpoint, source commit reflected, lag, slot WAL retained, row counts per layer."""
-    answers, settings = _answers(warehouse)
+    settings = load_settings()
+    source_dsn = check_dsn(settings.source_dsn if dsn is None else dsn)
+    slot_name = check_slot_name(settings.slot if slot is None else slot)
+    answers, _ = _answers(warehouse)
     try:
         info = answers.status()
     finally:
         answers.close()
     console.print(f"checkpoint LSN: {info['checkpoint_lsn'] or '-'}")
     console.print(f"source commit reflected: {info['source_commit_time'] or '-'}")
-    _print_source_lag(settings, info["checkpoint_lsn"], info["seconds_since_source_commit"])
+    _print_source_lag(source_dsn, slot_name, info["checkpoint_lsn"],
+                      info["seconds_since_source_commit"])
     table = Table(title="Rows per layer")
     table.add_column("table")
     table.add_column("rows", justify="right")
@@ -150,11 +197,11 @@ def status(warehouse: Path = WarehouseOption) -> None:
     console.print(table)
 
 
-def _print_source_lag(settings: Settings, checkpoint: str | None,
+def _print_source_lag(dsn: str, slot: str, checkpoint: str | None,
                       since_commit: float | None) -> None:
     try:
-        with connect(settings.source_dsn) as conn:
-            position = source_position(conn, settings.slot)
+        with connect(dsn, "acme status") as conn:
+            position = source_position(conn, slot)
     except AcmeError as error:
         console.print(f"source: not reachable ({error})")
         return
@@ -168,7 +215,7 @@ def _print_source_lag(settings: Settings, checkpoint: str | None,
         seconds = 0.0 if behind <= 0 else since_commit
         console.print(f"lag: {max(behind, 0):,} bytes, {seconds or 0:.1f} s")
     if position.slot_restart_lsn is None:
-        console.print(f"slot {settings.slot}: missing")
+        console.print(f"slot {slot}: missing")
     else:
         retained = position.current_lsn - position.slot_restart_lsn
-        console.print(f"slot {settings.slot} retains {retained:,} bytes of WAL")
+        console.print(f"slot {slot} retains {retained:,} bytes of WAL")

@@ -7,6 +7,9 @@ finds this server through `<warehouse>.serve.json` and asks it over HTTP. The sa
 samples the source's lag and exports metrics at /metrics.
 """
 
+import ipaddress
+import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +32,8 @@ from acme.cli.sync import (
     progress_observer,
     stop_on_signals,
 )
-from acme.config import Settings
+from acme.config import Settings, load_settings
+from acme.errors import ConfigError, WarehouseError
 from acme.observe import Observers
 from acme.observe.lag import SourceLagPoller
 from acme.observe.logs import json_enabled, log_event
@@ -65,14 +69,21 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
                observer: SyncObserver, stop: threading.Event,
                url_ready: Callable[[str], None] = lambda url: None) -> None:
     """Serve until Ctrl-C/SIGTERM (or `stop`), with the pipeline and the lag poller on
-    threads; `observer` watches the pipeline beside the API's own observers."""
+    threads; `observer` watches the pipeline beside the API's own observers.
+
+    The URL is announced (and written to `<warehouse>.serve.json`) only once the pipeline
+    holds the warehouse, so a second server that cannot have it never overwrites the first's
+    marker; and a server only ever removes its own marker."""
+    check_not_served(Path(options.warehouse))
     check_port_free(port, host)
     classification = classification_from(settings.terminal_statuses, settings.pending_statuses)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
     live, metrics = LiveWarehouse(), PipelineMetrics()
     watchers = Observers(live, observer, metrics)
     verify_options = VerifyOptions(options.dsn, options.slot, options.publication)
     app = create_app(lambda: live.db, classification, metrics,
-                     verify=lambda db: verify_warehouse(db, verify_options), cache=live.answers)
+                     verify=lambda db: verify_warehouse(db, verify_options), cache=live.answers,
+                     token=token)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            log_config=None if json_enabled() else
                                            uvicorn.config.LOGGING_CONFIG))
@@ -89,12 +100,15 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
         finally:
             server.should_exit = True
 
+    announced: list[str] = []
+
     def announce() -> None:
-        while not server.started and not server.should_exit:
+        while not (server.started and live.db is not None) and not server.should_exit:
             time.sleep(0.05)
-        if server.started:
+        if server.started and live.db is not None and not failure:
             url = f"http://{host}:{port}"
             write_serve_marker(Path(options.warehouse), url)
+            announced.append(url)
             url_ready(url)
         while not stop.is_set() and not server.should_exit:
             time.sleep(0.1)
@@ -110,22 +124,53 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
     finally:
         stop.set()
         worker.join()
+        watcher.join(timeout=5)
         poller.stop()
-        serve_marker(Path(options.warehouse)).unlink(missing_ok=True)
+        if announced:
+            serve_marker(Path(options.warehouse)).unlink(missing_ok=True)
     if failure:
         raise failure[0]
 
 
+def check_not_served(warehouse: Path) -> None:
+    """Refuse at once when another live `acme serve` owns this warehouse."""
+    marker = serve_marker(warehouse)
+    try:
+        owner = json.loads(marker.read_text())
+        os.kill(int(owner["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no marker, or a stale one from a server that is gone
+    raise WarehouseError(f"the warehouse {warehouse} is already served by pid {owner['pid']} "
+                         f"at {owner.get('url')}; stop it or use another --warehouse")
+
+
+def check_exposure(host: str, token: str | None, insecure: bool) -> None:
+    """An API reachable from other machines needs a token (or an explicit --insecure)."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not token and not insecure:
+        raise ConfigError(f"--host {host} exposes the API beyond this machine without a token; "
+                          "set ACME_API_TOKEN (clients send it as a bearer token), or pass "
+                          "--insecure to serve it open")
+
+
 def serve(host: str = typer.Option(None, "--host", help="Bind address [127.0.0.1]."),
-          port: int = typer.Option(None, "--port", help="HTTP port [8000]."),
+          port: int = typer.Option(None, "--port", min=1, max=65535, help="HTTP port [8000]."),
           dsn: str = DsnOption, warehouse: Path = WarehouseOption, slot: str = SlotOption,
           publication: str = PublicationOption, no_create_slot: bool = NoCreateSlotOption,
+          insecure: bool = typer.Option(False, "--insecure",
+                                        help="Allow a non-loopback --host without a token."),
           ) -> None:
     """Sync and serve the HTTP API (OpenAPI docs at /docs, metrics at /metrics)."""
-    settings = Settings()
+    settings = load_settings()
     options = options_from(settings, dsn, warehouse, slot, publication, False,
-                           not no_create_slot)
-    run_server(settings, options, host or settings.api_host, port or settings.api_port,
+                           not no_create_slot, command="serve")
+    bind = host or settings.api_host
+    check_exposure(bind, settings.api_token.get_secret_value() if settings.api_token else None,
+                   insecure)
+    run_server(settings, options, bind, port or settings.api_port,
                progress_observer(), stop_on_signals(), url_ready=_announce)
 
 

@@ -12,9 +12,10 @@ from acme.config import (
     CDC_PASSWORD,
     CDC_USER,
     DEFAULT_PORT,
-    Settings,
+    check_dsn,
     default_data_dir,
     embedded_dsn,
+    load_settings,
     mask_dsn,
 )
 from acme.source.embedded import EmbeddedServer
@@ -34,7 +35,8 @@ def _server(data_dir: Path | None) -> EmbeddedServer:
 
 
 @app.command()
-def up(port: int = typer.Option(None, "--port", help=f"TCP port [default: {DEFAULT_PORT}]."),
+def up(port: int = typer.Option(None, "--port", min=1, max=65535,
+                                help=f"TCP port [default: {DEFAULT_PORT}]."),
        data_dir: Path = DataDir) -> None:
     """Start the embedded source (create and provision it on first use)."""
     server = _server(data_dir)
@@ -100,7 +102,7 @@ def seed(orders: int = typer.Option(100_000, "--orders", min=1, help="Orders to 
          app_dsn: str = typer.Option(None, "--dsn", help="Application user's URL "
                                      "[default: ACME_APP_DSN or the embedded source].")) -> None:
     """Load realistic customers, products, orders and items (deterministic per seed)."""
-    dsn = app_dsn or Settings().app_dsn
+    dsn = check_dsn(app_dsn if app_dsn is not None else load_settings().app_dsn)
     plan = SeedPlan.for_orders(orders, seed_value)
     columns = (TextColumn("seeding orders"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
@@ -120,7 +122,7 @@ def simulate(rate: float = typer.Option(50.0, "--rate", min=0.1, help="Transacti
              seed_value: int = typer.Option(None, "--seed", help="Random seed."),
              app_dsn: str = typer.Option(None, "--dsn", help="Application user's URL.")) -> None:
     """Run realistic transactional traffic against the source."""
-    dsn = app_dsn or Settings().app_dsn
+    dsn = check_dsn(app_dsn if app_dsn is not None else load_settings().app_dsn)
     with err_console.status("simulating traffic (Ctrl-C to stop)...") as spinner:
         report = run_traffic(dsn, rate, duration, count, seed_value,
                              tick=lambda done: spinner.update(f"simulated {done} transactions"))

@@ -17,7 +17,14 @@ from rich.progress import (
 
 from acme.classification import classification_from
 from acme.cli.output import console, err_console
-from acme.config import Settings
+from acme.config import (
+    Settings,
+    check_dsn,
+    check_publication_name,
+    check_slot_name,
+    check_warehouse_path,
+    load_settings,
+)
 from acme.lsn import format_lsn
 from acme.observe.logs import LogObserver, json_enabled
 from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
@@ -35,15 +42,23 @@ LakeIntervalOption = typer.Option(None, "--lake-interval", min=0.1,
                                        "[ACME_LAKE_INTERVAL].")
 
 
+def _given(flag, setting):
+    """A flag given (even empty, which is then refused) wins over the setting."""
+    return setting if flag is None else flag
+
+
 def options_from(settings: Settings, dsn: str | None, warehouse: Path | None,
                  slot: str | None, publication: str | None, once: bool,
-                 create_slot: bool, lake: str | None = None,
-                 lake_interval: float | None = None) -> SyncOptions:
-    """Flags over settings (environment, acme.toml)."""
+                 create_slot: bool, command: str = "sync", resnapshot: bool = False,
+                 lake: str | None = None, lake_interval: float | None = None) -> SyncOptions:
+    """Flags over settings (environment, acme.toml), each checked before anything starts."""
+    path = check_warehouse_path(_given(warehouse, settings.warehouse))
     return SyncOptions(
-        dsn=dsn or settings.source_dsn, warehouse=warehouse or settings.warehouse,
-        slot=slot or settings.slot, publication=publication or settings.publication,
-        once=once, create_slot=create_slot,
+        dsn=check_dsn(_given(dsn, settings.source_dsn)), warehouse=path,
+        slot=check_slot_name(_given(slot, settings.slot)),
+        publication=check_publication_name(_given(publication, settings.publication)),
+        once=once, create_slot=create_slot, resnapshot=resnapshot,
+        application_name=f"acme {command} {path}",
         classification=classification_from(settings.terminal_statuses,
                                             settings.pending_statuses),
         lake=lake or settings.lake, lake_interval=lake_interval or settings.lake_interval)
@@ -95,7 +110,7 @@ class ConsoleObserver(SyncObserver):
                               highlight=False)
 
     def connection_lost(self, reason: str, retry_in: float) -> None:
-        err_console.print(f"{reason}; reconnecting in {retry_in:.0f}s", highlight=False)
+        err_console.print(f"{reason}; retrying in {retry_in:.0f}s", highlight=False)
 
     def lake_committed(self, commit) -> None:
         if not self.quiet_batches:
@@ -124,10 +139,15 @@ def sync(once: bool = typer.Option(False, "--once",
                                    help="Stop once caught up with the source's WAL at start."),
          dsn: str = DsnOption, warehouse: Path = WarehouseOption, slot: str = SlotOption,
          publication: str = PublicationOption, no_create_slot: bool = NoCreateSlotOption,
+         resnapshot: bool = typer.Option(
+             False, "--resnapshot",
+             help="Rebuild the warehouse from a fresh snapshot (built beside it, swapped in "
+                  "when complete)."),
          lake: str = LakeOption, lake_interval: float = LakeIntervalOption) -> None:
     """Capture changes from the source into the DuckDB warehouse (snapshot, then stream)."""
-    options = options_from(Settings(), dsn, warehouse, slot, publication, once,
-                           not no_create_slot, lake, lake_interval)
+    options = options_from(load_settings(), dsn, warehouse, slot, publication, once,
+                           not no_create_slot, resnapshot=resnapshot, lake=lake,
+                           lake_interval=lake_interval)
     checkpoint = run_sync(options, stop_on_signals(), progress_observer())
     when = checkpoint.commit_time.isoformat() if checkpoint.commit_time else "-"
     console.print(f"warehouse {options.warehouse} at {format_lsn(checkpoint.end_lsn)} "

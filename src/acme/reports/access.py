@@ -73,15 +73,26 @@ class LocalSource:
 @dataclass
 class ServerSource:
     url: str
+    token: str | None = None
 
     def _get(self, path: str, params: dict[str, Any], timeout: float = 30) -> dict:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        request = urllib.request.Request(f"{self.url}{path}?{query}")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(f"{self.url}{path}?{query}",
-                                        timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
-            detail = json.loads(error.read() or b"{}").get("detail", error.reason)
+            try:
+                detail = json.loads(error.read() or b"{}").get("detail", error.reason)
+            except ValueError:
+                detail = error.reason
+            if error.code == 404:
+                raise ConfigError(str(detail)) from None
+            if error.code == 401:
+                raise ConfigError(f"`acme serve` at {self.url} asks for a token: set "
+                                  "ACME_API_TOKEN to the one it was started with") from None
             raise ConfigError(f"the running server refused: {detail}") from None
         except urllib.error.URLError as error:
             raise SourceUnreachable(f"cannot reach `acme serve` at {self.url}: "
@@ -106,7 +117,8 @@ class ServerSource:
         pass
 
 
-def open_answers(warehouse: Path, classification: StatusClassification) -> AnswerSource:
+def open_answers(warehouse: Path, classification: StatusClassification,
+                 token: str | None = None) -> AnswerSource:
     """The warehouse itself when free, else the `acme serve` that holds it."""
     try:
         return LocalSource(Warehouse.open(warehouse, read_only=True), classification)
@@ -114,4 +126,4 @@ def open_answers(warehouse: Path, classification: StatusClassification) -> Answe
         marker = serve_marker(warehouse)
         if "in use" not in str(error) or not marker.exists():
             raise
-        return ServerSource(json.loads(marker.read_text())["url"])
+        return ServerSource(json.loads(marker.read_text())["url"], token)

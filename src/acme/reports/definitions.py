@@ -3,7 +3,8 @@
 The state tables (`reports.*`, see `warehouse/report_state.py`) already hold each report's
 aggregates per group, versioned in time, so a report reads O(groups) rows now or as of a past
 time. `{open_orders}`, `{customer_orders}`, `{pending_items}` stand for a state table's rows
-valid now or at `$as_of`; `{products}` and `{customers}` for the names as they were then. They
+valid now or at `$as_of`; `{products}` and `{customers}` for the names as they were then;
+`{counted}` for the customer count asked (pending_orders, or open_orders for status=open). They
 are filled from this module's own constants, never from user input. Tie-breaks are
 deterministic:
 - open-orders: delivery date, then status (NULLs last);
@@ -42,13 +43,13 @@ REPORTS = {report.name: report for report in (
         ORDER BY s.total_quantity DESC, s.item_lines DESC, s.product_id NULLS LAST""",
            takes_limit=False),
     Report("top-customers", "Customers with the most pending orders", """
-        SELECT s.customer_id, c.customer_name, s.pending_orders
-        FROM (SELECT customer_id, pending_orders FROM {customer_orders}
-              WHERE pending_orders > 0
-              ORDER BY pending_orders DESC, customer_id NULLS LAST
+        SELECT s.customer_id, c.customer_name, s.{counted}
+        FROM (SELECT customer_id, {counted} FROM {customer_orders}
+              WHERE {counted} > 0
+              ORDER BY {counted} DESC, customer_id NULLS LAST
               LIMIT $limit) AS s
         LEFT JOIN {customers} AS c ON c.customer_id = s.customer_id
-        ORDER BY s.pending_orders DESC, s.customer_id NULLS LAST""",
+        ORDER BY s.{counted} DESC, s.customer_id NULLS LAST""",
            takes_limit=True, default_limit=3),
 )}
 

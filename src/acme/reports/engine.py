@@ -56,12 +56,16 @@ def check_limit(limit: int | None) -> None:
 
 
 def run_report(db: duckdb.DuckDBPyConnection, name: str, classification: StatusClassification,
-               limit: int | None = None, as_of: datetime | None = None) -> ReportAnswer:
+               limit: int | None = None, as_of: datetime | None = None,
+               status: str | None = None) -> ReportAnswer:
+    """`status` 'open' makes the customers report count open orders instead of pending ones
+    (`{counted}` in its SQL)."""
     if name not in REPORTS:
         raise ConfigError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}")
     check_limit(limit)
     report = REPORTS[name]
-    sql = report.sql.format(**table_sources(as_of is not None))
+    counted = "open_orders" if status == "open" else "pending_orders"
+    sql = report.sql.format(**table_sources(as_of is not None), counted=counted)
     params: dict[str, Any] = {}
     if report.takes_limit:
         params["limit"] = limit or report.default_limit

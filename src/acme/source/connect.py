@@ -1,15 +1,40 @@
-"""Opening connections to the source, with failures turned into one actionable line."""
+"""Opening connections to the source, with failures turned into one actionable line.
+
+Every connection is named (`application_name`, so `pg_stat_activity` and
+`pg_stat_replication` say which acme process holds it) and bounded in time: a connect
+timeout, TCP keepalives, and a TCP user timeout, so a path that dies silently (no FIN, no
+RST) is noticed by the kernel instead of hanging a call forever.
+"""
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from acme.config import mask_dsn
 from acme.errors import ConfigError, SourceRejected, SourceUnreachable
 
+# libpq parameters for every source connection: give up connecting after 10 s; probe an idle
+# connection after 10 s, every 5 s, 3 times; drop one whose sent data stays unacknowledged
+# for 30 s. A dead path is then noticed within about half a minute.
+TIMEOUTS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10,
+            "keepalives_interval": 5, "keepalives_count": 3, "tcp_user_timeout": 30_000}
+DEFAULT_APPLICATION = "acme"
 
-def connect(dsn: str, **kwargs) -> psycopg.Connection:
+
+def conninfo(dsn: str, application_name: str = DEFAULT_APPLICATION, **extra) -> str:
+    """The DSN with our timeouts and name (settings the DSN itself gives win)."""
+    try:
+        given = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as error:
+        raise ConfigError(f"invalid DSN {mask_dsn(dsn)}: {_first_line(error)}") from None
+    defaults = {**TIMEOUTS, "application_name": application_name, **extra}
+    return make_conninfo(dsn, **{k: v for k, v in defaults.items() if k not in given})
+
+
+def connect(dsn: str, application_name: str = DEFAULT_APPLICATION,
+            **kwargs) -> psycopg.Connection:
     """A psycopg connection, or an AcmeError that says what to fix."""
     try:
-        return psycopg.connect(dsn, connect_timeout=10, **kwargs)
+        return psycopg.connect(conninfo(dsn, application_name), **kwargs)
     except psycopg.ProgrammingError as error:
         raise ConfigError(f"invalid DSN {mask_dsn(dsn)}: {_first_line(error)}") from None
     except psycopg.OperationalError as error:
@@ -17,7 +42,7 @@ def connect(dsn: str, **kwargs) -> psycopg.Connection:
 
 
 def classify_connect_error(dsn: str, error: Exception) -> Exception:
-    """Map a libpq connection failure to our error tree (shared by psycopg and psycopg2)."""
+    """Map a libpq connection failure to our error tree."""
     text = _first_line(error)
     where = mask_dsn(dsn)
     lowered = str(error).lower()

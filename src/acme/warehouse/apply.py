@@ -13,6 +13,8 @@ One thread owns an applier: DuckDB transactions belong to a connection.
 from dataclasses import dataclass
 from datetime import datetime
 
+import duckdb
+
 from acme.capture.pgoutput import Relation
 from acme.classification import StatusClassification
 from acme.warehouse.merge import (
@@ -100,7 +102,10 @@ class BatchApplier:
         self.applied = 0
         if self.in_batch:
             self.in_batch = False
-            self.db.execute("ROLLBACK")
+            try:
+                self.db.execute("ROLLBACK")
+            except duckdb.TransactionException:
+                pass  # a COMMIT that failed (disk full) has already rolled back
         self.tables = self.warehouse.tables()  # DDL of the failed batch was rolled back
 
     def _begin(self) -> None:

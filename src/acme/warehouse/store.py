@@ -7,6 +7,8 @@ Layout (a public interface: analysts open this file directly):
 - `_acme.checkpoint`: the last applied transaction's end LSN and commit time, written in the
   same DuckDB transaction as the data it covers, plus the snapshot the initial copy used;
 - `_acme.tables`: each table's primary key;
+- `_acme.source`: the source the warehouse was built from (see `ownership.py`), and in
+  `_acme.checkpoint.confirmed_lsn` the furthest position ever confirmed to the slot.
 - `_acme.row_counts`: rows per history/current table, kept by every apply (status reads
   these counters instead of counting);
 - `_acme.report_state`: the classification the report state (`reports.*`) was built with.
@@ -22,6 +24,7 @@ import duckdb
 
 from acme.capture.visibility import SnapshotVisibility
 from acme.errors import WarehouseError
+from acme.warehouse.ownership import SourceIdentity
 from acme.warehouse.tables import TableSpec, quote
 
 BOOTSTRAP = [
@@ -47,8 +50,22 @@ BOOTSTRAP = [
     """CREATE TABLE IF NOT EXISTS _acme.report_state (
            classification VARCHAR NOT NULL,
            built_at TIMESTAMPTZ NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS _acme.source (
+           singleton BOOLEAN PRIMARY KEY DEFAULT true,
+           system_identifier VARCHAR NOT NULL,
+           database VARCHAR NOT NULL,
+           slot VARCHAR NOT NULL,
+           publication VARCHAR NOT NULL,
+           recorded_at TIMESTAMPTZ NOT NULL)""",
+    # Idle confirms move the slot past the last applied commit: each is recorded first.
+    "ALTER TABLE _acme.checkpoint ADD COLUMN IF NOT EXISTS confirmed_lsn UBIGINT",
 ]
 MEMORY_LIMIT = "350MB"
+# How DuckDB words a file it cannot write: the disk is full or the file is read-only. These
+# pass when the operator fixes the disk; anything else is a bug and must not be retried.
+STORAGE_FAILURES = ("no space left", "read-only file system", "operation not permitted",
+                    "permission denied", "could not write file", "cannot open file",
+                    "disk quota exceeded", "has been invalidated")
 BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_valid_to", "TIMESTAMPTZ"),
                ("_op", "VARCHAR"), ("_lsn", "UBIGINT"))
 
@@ -66,6 +83,7 @@ class Warehouse:
     def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path):
         self.db = connection
         self.path = path
+        self.invalidated = False  # DuckDB refuses this connection after a failed write
 
     @classmethod
     def open(cls, path: Path, read_only: bool = False) -> "Warehouse":
@@ -95,6 +113,14 @@ class Warehouse:
     def close(self) -> None:
         self.db.close()
 
+    def reopen(self) -> None:
+        """A new connection to the same file (after DuckDB invalidated this one)."""
+        try:
+            self.db.close()
+        except duckdb.Error:
+            pass
+        self.db = Warehouse.open(self.path).db
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         self.db.execute("BEGIN TRANSACTION")
@@ -116,13 +142,46 @@ class Warehouse:
         return Checkpoint(end_lsn, commit_time, visibility)
 
     def write_checkpoint(self, checkpoint: Checkpoint) -> None:
+        # After the first, only the scalar columns change (the copy's snapshot stays): an
+        # in-place UPDATE. Rewriting the list column would make DuckDB delete and re-insert
+        # the row, and it cannot always revert that key-index change when a commit fails on
+        # a full disk (it aborts the process).
+        updated = self.db.execute(
+            "UPDATE _acme.checkpoint SET end_lsn = $1, commit_time = $2, updated_at = now()",
+            [checkpoint.end_lsn, checkpoint.commit_time]).fetchone()[0]
+        if updated:
+            return
         visibility = checkpoint.visibility
         self.db.execute(
-            """INSERT OR REPLACE INTO _acme.checkpoint
+            """INSERT INTO _acme.checkpoint (singleton, end_lsn, commit_time, snapshot_xmin,
+                                             snapshot_xmax, snapshot_xip, updated_at)
                VALUES (true, $1, $2, $3, $4, $5, now())""",
             [checkpoint.end_lsn, checkpoint.commit_time,
              visibility.xmin if visibility else None, visibility.xmax if visibility else None,
              sorted(visibility.in_progress) if visibility else None])
+
+    def confirmed_position(self) -> int | None:
+        """The furthest position applied or confirmed to the slot; None when unknown (no
+        checkpoint, or a warehouse from before positions were recorded)."""
+        row = self.db.execute("SELECT end_lsn, confirmed_lsn FROM _acme.checkpoint").fetchone()
+        if row is None or row[1] is None:
+            return None
+        return max(row)
+
+    def record_confirmed(self, lsn: int) -> None:
+        """Record, before confirming it, a position about to be confirmed to the slot."""
+        self.db.execute("UPDATE _acme.checkpoint SET confirmed_lsn = "
+                        "greatest(coalesce(confirmed_lsn, 0), $1)", [lsn])
+
+    def source(self) -> SourceIdentity | None:
+        row = self.db.execute("SELECT system_identifier, database, slot, publication "
+                              "FROM _acme.source").fetchone()
+        return None if row is None else SourceIdentity(*row)
+
+    def record_source(self, identity: SourceIdentity) -> None:
+        self.db.execute("INSERT OR REPLACE INTO _acme.source VALUES (true, $1, $2, $3, $4, now())",
+                        [identity.system_identifier, identity.database, identity.slot,
+                         identity.publication])
 
     def tables(self) -> dict[str, TableSpec]:
         keys = dict(self.db.execute("SELECT name, key_columns FROM _acme.tables").fetchall())
@@ -186,3 +245,13 @@ class Warehouse:
             rows = self.db.execute(f"SELECT count(*) FROM {layer}.{quote(name)}").fetchone()[0]
             self.db.execute("INSERT OR REPLACE INTO _acme.row_counts VALUES ($1, $2, $3)",
                             [layer, name, rows])
+
+
+def storage_failure(error: Exception) -> str | None:
+    """The one-line reason when `error` says the warehouse file cannot be written (disk full,
+    read-only), else None."""
+    text = str(error).strip()
+    if not isinstance(error, duckdb.Error | WarehouseError) or \
+            not any(marker in text.lower() for marker in STORAGE_FAILURES):
+        return None
+    return text.splitlines()[0].removeprefix("TransactionContext Error: ")
