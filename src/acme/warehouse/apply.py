@@ -65,10 +65,10 @@ class BatchApplier:
                 self.db.execute(f"ALTER TABLE {stage_table(spec)} "
                                 f"ADD COLUMN {quote(name)} VARCHAR")
             staged.spec = spec
-        # Scanned as a relation, not registered as a view: a view registered inside the
-        # transaction would keep every chunk's Arrow data alive until the commit.
-        self.db.from_arrow(chunk.rows).query(
-            "stage_chunk", f"INSERT INTO {stage_table(spec)} BY NAME SELECT * FROM stage_chunk")
+        # Read by DuckDB's replacement scan of this local variable: a registered view, or a
+        # relation, would keep every chunk's Arrow data alive until the commit (DuckDB 1.x).
+        stage_chunk = chunk.rows  # noqa: F841
+        self.db.execute(f"INSERT INTO {stage_table(spec)} BY NAME SELECT * FROM stage_chunk")
         staged.rows += chunk.rows.num_rows
         unchanged = chunk.rows.column("_unchanged")
         staged.has_unchanged |= unchanged.null_count < len(unchanged)

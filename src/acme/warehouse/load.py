@@ -11,9 +11,10 @@ Each of the two commits on its own thread when its last batch is in; then the mo
 checkpoint commit. A crash before that leaves tables without a checkpoint: the next sync
 drops such leftovers and copies again.
 
-A batch is scanned through a DuckDB relation rather than a registered view: a view registered
-inside a transaction keeps its Arrow data alive until the transaction ends (the dropped
-catalog entry is kept for rollback), which made a one-transaction snapshot hold every batch.
+A batch is read by DuckDB's replacement scan of a local Python variable named like the table in
+the SQL, not registered as a view nor wrapped in a relation: in DuckDB 1.x both of those keep
+its Arrow data alive until the transaction ends (the catalog entry is kept for rollback),
+which made the copy hold every batch it had loaded.
 """
 
 import queue
@@ -127,8 +128,8 @@ class _Writer:
     def _run(self) -> None:
         try:
             while (copied := self.batches.get()) not in (_END, _ABORT):
-                self.db.from_arrow(copied.batch).query(BATCH_NAME,
-                                                       self.statements[copied.table])
+                snapshot_raw = copied.batch  # noqa: F841 -- found by name (see module doc)
+                self.db.execute(self.statements[copied.table])
             if copied is _END:
                 self.db.execute("COMMIT")
                 self.committed = True
