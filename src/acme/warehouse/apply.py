@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
+import pyarrow as pa
 
 from acme.capture.pgoutput import Relation
 from acme.classification import StatusClassification
 from acme.warehouse.merge import (
+    STAGE_BOOKKEEPING,
     create_stage_sql,
     merge_sql,
     net_sql,
@@ -65,10 +67,13 @@ class BatchApplier:
                 self.db.execute(f"ALTER TABLE {stage_table(spec)} "
                                 f"ADD COLUMN {quote(name)} VARCHAR")
             staged.spec = spec
-        # Read by DuckDB's replacement scan of this local variable: a registered view, or a
-        # relation, would keep every chunk's Arrow data alive until the commit (DuckDB 1.x).
-        stage_chunk = chunk.rows  # noqa: F841
-        self.db.execute(f"INSERT INTO {stage_table(spec)} BY NAME SELECT * FROM stage_chunk")
+        # Appended in the stage's column order: a registered view, or a relation queried by
+        # SQL, would keep every chunk's Arrow data alive until the commit (DuckDB 1.x).
+        rows = chunk.rows
+        names = [name for name, _ in STAGE_BOOKKEEPING] + list(spec.column_names)
+        columns = [rows.column(name) if name in rows.column_names
+                   else pa.nulls(rows.num_rows, pa.string()) for name in names]
+        self.db.from_arrow(pa.table(columns, names=names)).insert_into(stage_table(spec))
         staged.rows += chunk.rows.num_rows
         unchanged = chunk.rows.column("_unchanged")
         staged.has_unchanged |= unchanged.null_count < len(unchanged)
