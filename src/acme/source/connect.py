@@ -20,13 +20,26 @@ TIMEOUTS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10,
 DEFAULT_APPLICATION = "acme"
 
 
+NAME_BYTES = 63  # PostgreSQL keeps this much of a name (and says so on stderr when cut)
+
+
+def short_name(name: str) -> str:
+    """The name as PostgreSQL will keep it: a long one keeps its first word pair (`acme sync`)
+    and its end, where the warehouse file is named."""
+    if len(name.encode()) <= NAME_BYTES:
+        return name
+    head = " ".join(name.split(" ")[:2]) + " ..."
+    room = NAME_BYTES - len(head.encode())
+    return head + name.encode()[-room:].decode(errors="ignore")
+
+
 def conninfo(dsn: str, application_name: str = DEFAULT_APPLICATION, **extra) -> str:
     """The DSN with our timeouts and name (settings the DSN itself gives win)."""
     try:
         given = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as error:
         raise ConfigError(f"invalid DSN {mask_dsn(dsn)}: {_first_line(error)}") from None
-    defaults = {**TIMEOUTS, "application_name": application_name, **extra}
+    defaults = {**TIMEOUTS, "application_name": short_name(application_name), **extra}
     return make_conninfo(dsn, **{k: v for k, v in defaults.items() if k not in given})
 
 
