@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from acme.backoff import Backoff
-from acme.capture.catalog import check_source, source_position
+from acme.capture.catalog import PrimaryKeys, check_source, source_position
 from acme.capture.pgoutput import Begin, decode
 from acme.capture.replication import DEFAULT_RECEIVE_TIMEOUT, ReplicationStream
 from acme.capture.transactions import Committed, RowChange, TableTruncate, TransactionAssembler
@@ -239,7 +239,7 @@ class _Streamer:
 
     def __post_init__(self) -> None:
         self.applier = BatchApplier(self.warehouse, self.options.classification)
-        self.assembler = TransactionAssembler()
+        self.assembler = TransactionAssembler(PrimaryKeys(self.options.dsn))
         self.stager = ChangeStager()
         self.visibility: SnapshotVisibility | None = self.checkpoint.visibility
         self.seen_end_lsn = self.checkpoint.end_lsn

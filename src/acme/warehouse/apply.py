@@ -10,7 +10,7 @@ a batch or none of it. A TRUNCATE first merges what was staged before it.
 One thread owns an applier: DuckDB transactions belong to a connection.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
@@ -21,6 +21,7 @@ from acme.classification import StatusClassification
 from acme.warehouse.merge import (
     STAGE_BOOKKEEPING,
     create_stage_sql,
+    find_key_sql,
     merge_sql,
     net_sql,
     net_table,
@@ -38,6 +39,7 @@ class _Staged:
     spec: TableSpec
     rows: int = 0
     has_unchanged: bool = False
+    identities: set[tuple[str, ...]] = field(default_factory=set)  # rows to find by these
 
 
 class BatchApplier:
@@ -77,6 +79,9 @@ class BatchApplier:
         staged.rows += chunk.rows.num_rows
         unchanged = chunk.rows.column("_unchanged")
         staged.has_unchanged |= unchanged.null_count < len(unchanged)
+        by = chunk.rows.column("_by")
+        if by.null_count < len(by):
+            staged.identities.update(tuple(names) for names in by.to_pylist() if names)
 
     def truncate(self, relations: tuple[Relation, ...], commit_time: datetime) -> None:
         """A TRUNCATE inside the open batch: what was staged before it is merged first."""
@@ -129,6 +134,9 @@ class BatchApplier:
         if not self.staged:
             return
         for staged in self.staged.values():
+            for identity in staged.identities:
+                for statement in find_key_sql(staged.spec, identity):
+                    self.db.execute(statement)
             self.db.execute(net_sql(staged.spec, staged.has_unchanged))
         if self.state_active:
             self.state.apply_batch(set(self.staged))

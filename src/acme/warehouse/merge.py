@@ -18,7 +18,7 @@ from acme.warehouse.tables import TableSpec, quote
 
 VERSION_OP = "CASE _op WHEN 'I' THEN 'insert' ELSE 'update' END"
 STAGE_BOOKKEEPING = (("_seq", "BIGINT"), ("_op", "VARCHAR"), ("_commit_ts", "TIMESTAMPTZ"),
-                     ("_lsn", "UBIGINT"), ("_unchanged", "VARCHAR[]"))
+                     ("_lsn", "UBIGINT"), ("_unchanged", "VARCHAR[]"), ("_by", "VARCHAR[]"))
 
 
 def literal(text: str) -> str:
@@ -51,15 +51,41 @@ def create_stage_sql(spec: TableSpec) -> str:
     return f"CREATE OR REPLACE TEMP TABLE {stage_table(spec)} ({', '.join(columns)})"
 
 
+def find_key_sql(spec: TableSpec, identity: tuple[str, ...]) -> tuple[str, str]:
+    """Rows named by their replica identity (`_by` = `identity`) get their key: from the
+    latest earlier staged row holding those identity values, else from `current`. Then the
+    rows whose key cannot be found (a row the warehouse never held) are dropped."""
+    stage = stage_table(spec)
+    kinds = dict(spec.columns)
+    by_literal = "[" + ", ".join(literal(name) for name in identity) + "]"
+    staged_match = " AND ".join(f"r.{quote(c)} = s.{quote(c)}" for c in identity)
+    current_match = " AND ".join(
+        f"CAST(r.{quote(c)} AS {kinds[c]}) = c.{quote(c)}" for c in identity)
+    found = ", ".join(
+        f"coalesce(s.{quote(k)}, CAST(c.{quote(k)} AS VARCHAR)) AS {quote(k)}" for k in spec.key)
+    assign = ", ".join(f"{quote(k)} = f.{quote(k)}" for k in spec.key)
+    return (
+        f"""
+        UPDATE {stage} AS t SET {assign}
+        FROM (SELECT r._seq, {found}
+              FROM (SELECT * FROM {stage} WHERE _by = {by_literal}) AS r
+              ASOF LEFT JOIN (SELECT * FROM {stage} WHERE _by IS NULL AND _op <> 'D') AS s
+                ON {staged_match} AND r._seq > s._seq
+              LEFT JOIN current.{quote(spec.name)} AS c ON {current_match}) AS f
+        WHERE t._seq = f._seq""",
+        f"DELETE FROM {stage} WHERE _by IS NOT NULL AND {quote(spec.key[0])} IS NULL")
+
+
 def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
     """The staged changes, typed, one row per key and transaction, as `net_table(spec)`."""
     keys = _keys(spec)
     if has_unchanged:
         # A value is wrapped in a struct so that an explicit NULL (a non-NULL struct) is told
         # apart from "unchanged" (a NULL struct) when carrying the last known value forward.
+        # A delete carries no values: the row's values before it stay the last known ones.
         wrapped = ", ".join(
             f"CAST({quote(name)} AS {kind}) AS {quote(name)}" if name in spec.key else
-            f"CASE WHEN list_contains(_unchanged, {literal(name)}) THEN NULL "
+            f"CASE WHEN _op = 'D' OR list_contains(_unchanged, {literal(name)}) THEN NULL "
             f"ELSE {{'v': CAST({quote(name)} AS {kind})}} END AS {quote(name)}"
             for name, kind in spec.columns)
         carried = ", ".join(
