@@ -11,6 +11,8 @@ Layout (a public interface: analysts open this file directly):
   `_acme.checkpoint.confirmed_lsn` the furthest position ever confirmed to the slot.
 - `_acme.row_counts`: rows per history/current table, kept by every apply (status reads
   these counters instead of counting);
+- `_acme.history_begins`: the moment the first checkpoint (the initial copy) reflects: as-of
+  questions before it have no answer;
 - `_acme.report_state`: the classification the report state (`reports.*`) was built with.
 """
 
@@ -47,6 +49,7 @@ BOOTSTRAP = [
            name VARCHAR NOT NULL,
            row_count BIGINT NOT NULL,
            PRIMARY KEY (layer, name))""",
+    """CREATE TABLE IF NOT EXISTS _acme.history_begins (began TIMESTAMPTZ NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS _acme.report_state (
            classification VARCHAR NOT NULL,
            built_at TIMESTAMPTZ NOT NULL)""",
@@ -159,6 +162,9 @@ class Warehouse:
             [checkpoint.end_lsn, checkpoint.commit_time,
              visibility.xmin if visibility else None, visibility.xmax if visibility else None,
              sorted(visibility.in_progress) if visibility else None])
+        if checkpoint.commit_time is not None:
+            self.db.execute("INSERT INTO _acme.history_begins SELECT $1 WHERE NOT EXISTS "
+                            "(SELECT 1 FROM _acme.history_begins)", [checkpoint.commit_time])
 
     def confirmed_position(self) -> int | None:
         """The furthest position applied or confirmed to the slot; None when unknown (no
