@@ -26,9 +26,11 @@ class BenchSource:
         return self.server.admin_dsn(self.address.database)
 
 
-def start_source(orders: int, with_slot: bool) -> BenchSource:
-    """A fresh embedded source in a temporary directory, provisioned and seeded."""
-    server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="acme-bench-")) / "pg")
+def start_source(orders: int, with_slot: bool,
+                 server: EmbeddedServer | None = None) -> BenchSource:
+    """A fresh embedded source (in a temporary directory unless given), provisioned and
+    seeded."""
+    server = server or EmbeddedServer(Path(tempfile.mkdtemp(prefix="acme-bench-")) / "pg")
     server.up(free_port())
     provision(server.admin_dsn(), with_slot=with_slot)
     source = BenchSource(server, SourceAddress(server.state().port))

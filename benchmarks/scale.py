@@ -35,9 +35,11 @@ import httpx
 import psycopg
 
 from acme.classification import StatusClassification
+from acme.config import SourceAddress
 from acme.ports import free_port
 from acme.reports.access import API_PATHS
 from acme.reports.engine import run_report
+from acme.source.embedded import EmbeddedServer
 from benchmarks.common import BenchSource, percentile, report, start_source
 
 RAW_SCAN = ("SELECT count(*), sum(quanity) FROM current.order_items "
@@ -204,8 +206,19 @@ def big_transaction(source: BenchSource, env: dict[str, str], rows: int) -> list
             (f"{updated:,}-row transaction: sync time", run.seconds, None, "s")]
 
 
-def measure(orders: int, clients: int, rate: float, runs: int, load_seconds: float) -> list:
-    source = start_source(orders, with_slot=False)
+def reuse_source(data_dir: Path) -> BenchSource:
+    """An already seeded embedded source (the benchmark changes it), with no slot left."""
+    server = EmbeddedServer(data_dir)
+    server.up(free_port())
+    source = BenchSource(server, SourceAddress(server.state().port))
+    with psycopg.connect(source.admin_dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots")
+    return source
+
+
+def measure(orders: int, clients: int, rate: float, runs: int, load_seconds: float,
+            source_dir: Path | None) -> list:
+    source = reuse_source(source_dir) if source_dir else start_source(orders, with_slot=False)
     warehouse = Path(tempfile.mkdtemp(prefix="acme-bench-wh-")) / "scale.duckdb"
     env = acme_env(source, warehouse)
     try:
@@ -227,7 +240,7 @@ def measure(orders: int, clients: int, rate: float, runs: int, load_seconds: flo
         rows += big_transaction(source, env, orders)
         return rows
     finally:
-        source.server.down(purge=True)
+        source.server.down(purge=source_dir is None)
 
 
 def main() -> None:
@@ -237,9 +250,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--load-seconds", type=float, default=30)
+    parser.add_argument("--source-dir", type=Path, help="an embedded source already seeded "
+                        "with --orders (one size only); the benchmark changes it")
     args = parser.parse_args()
-    by_size = {orders: measure(orders, args.clients, args.rate, args.runs, args.load_seconds)
-               for orders in args.orders}
+    by_size = {orders: measure(orders, args.clients, args.rate, args.runs, args.load_seconds,
+                               args.source_dir) for orders in args.orders}
     figures = [(f"{orders:,} orders: {figure}", value, baseline, unit)
                for orders, rows in by_size.items() for figure, value, baseline, unit in rows]
     report("scale", figures, {"orders": args.orders, "clients": args.clients,

@@ -1,8 +1,9 @@
 """Bringing a warehouse to where streaming can start: its source checked, its initial copy made
 (again after a dropped connection), or remade from scratch with `--resnapshot`.
 
-The copy is one DuckDB transaction holding the data, the hand-off checkpoint, the source the
-warehouse now belongs to and the slot position it starts from: a failure leaves nothing. A
+The copy commits history, then current, then the hand-off checkpoint with the source the
+warehouse now belongs to and the slot position it starts from; until that last commit the
+warehouse has no checkpoint, and the next copy replaces what an interrupted one left. A
 warehouse file this run created is removed again when the run fails before the copy is in.
 `--resnapshot` builds a new file beside the old one and swaps it in only once complete, so a
 failed rebuild leaves the old warehouse as it was.
@@ -20,11 +21,11 @@ import psycopg
 from acme.backoff import Backoff
 from acme.capture.catalog import published_tables, source_position
 from acme.capture.replication import CreatedSlot, ReplicationStream
-from acme.capture.snapshot import SnapshotReader, begin_snapshot, estimated_rows
+from acme.capture.snapshot import ParallelCopy, begin_snapshot, estimated_rows, plan_parts
 from acme.config import mask_dsn
 from acme.errors import SourceUnreachable, TransientError
 from acme.source.connect import connect
-from acme.warehouse.load import load_table
+from acme.warehouse.load import load_snapshot
 from acme.warehouse.model import ensure_model
 from acme.warehouse.ownership import SourceIdentity, check_same_source
 from acme.warehouse.report_state import ReportState
@@ -145,8 +146,8 @@ def _copy(warehouse: Warehouse, options: "SyncOptions", identity: SourceIdentity
 def _snapshot(conn: psycopg.Connection, warehouse: Warehouse, options: "SyncOptions",
               identity: SourceIdentity, exported: CreatedSlot | None, slot_lsn: int,
               valid_from: datetime | None, observer: "SyncObserver") -> None:
-    """Copy every published table in one DuckDB transaction, with the hand-off checkpoint,
-    the source identity and the slot position the warehouse starts from."""
+    """Copy every published table; the hand-off checkpoint, the source identity and the slot
+    position the warehouse starts from commit with the last of it."""
     started = time.monotonic()
     point = begin_snapshot(conn, exported.snapshot_name if exported else None)
     valid_from = valid_from or point.taken_at
@@ -154,22 +155,23 @@ def _snapshot(conn: psycopg.Connection, warehouse: Warehouse, options: "SyncOpti
     # consistent point. An older slot replays from its confirmed position: skip by xid.
     end_lsn = exported.consistent_lsn if exported else 0
     checkpoint = Checkpoint(end_lsn, valid_from, point.visibility)
-    known = warehouse.tables()
-    rows = 0
-    reader = SnapshotReader(options.dsn, point.name, options.application_name,
-                            options.snapshot_stall_seconds)
-    try:
-        with warehouse.transaction():
-            for table in published_tables(conn, options.publication):
-                observer.snapshot_table(table.spec.name, estimated_rows(conn, table))
-                rows += load_table(warehouse, known, table.spec, reader.batches(table),
-                                   valid_from, point.wal_lsn, observer.snapshot_rows)
-            ensure_model(warehouse, options.classification)
-            ReportState(warehouse.db, options.classification).ensure(set(known))
-            warehouse.write_checkpoint(checkpoint)
-            warehouse.record_confirmed(slot_lsn)
-            warehouse.record_source(identity)
-    finally:
-        reader.close()
+    tables = published_tables(conn, options.publication)
+    observer.snapshot_started([table.spec.name for table in tables],
+                              sum(estimated_rows(conn, table) for table in tables))
+    parts = plan_parts(conn, tables)
+
+    def finish() -> None:
+        for table in tables:
+            warehouse.recount(table.spec.name)
+        ensure_model(warehouse, options.classification)
+        ReportState(warehouse.db, options.classification).ensure(set(warehouse.tables()))
+        warehouse.write_checkpoint(checkpoint)
+        warehouse.record_confirmed(slot_lsn)
+        warehouse.record_source(identity)
+
+    with ParallelCopy(options.dsn, point.name, parts, options.snapshot_connections,
+                      options.application_name) as copy:
+        rows = load_snapshot(warehouse, [table.spec for table in tables], copy, valid_from,
+                             point.wal_lsn, finish, observer.snapshot_rows)
     conn.execute("COMMIT")
     observer.snapshot_done(rows, time.monotonic() - started)

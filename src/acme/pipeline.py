@@ -18,10 +18,9 @@ from pathlib import Path
 import duckdb
 
 from acme.backoff import Backoff
-from acme.capture.catalog import check_source, source_position
+from acme.capture.catalog import PrimaryKeys, check_source, source_position
 from acme.capture.pgoutput import Begin, decode
 from acme.capture.replication import DEFAULT_RECEIVE_TIMEOUT, ReplicationStream
-from acme.capture.snapshot import DEFAULT_STALL_SECONDS
 from acme.capture.transactions import Committed, RowChange, TableTruncate, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
 from acme.classification import StatusClassification
@@ -50,11 +49,11 @@ class SyncOptions:
     create_slot: bool = True
     batch_changes: int = 100_000
     batch_seconds: float = 0.25
+    snapshot_connections: int = 2
     classification: StatusClassification = StatusClassification()
     application_name: str = "acme sync"
     resnapshot: bool = False  # rebuild from a fresh copy, swapped in when complete
     receive_timeout: float = DEFAULT_RECEIVE_TIMEOUT  # silence after asking = dead connection
-    snapshot_stall_seconds: float = DEFAULT_STALL_SECONDS
     lake: str | None = None  # an Iceberg lake following the warehouse (acme.lake)
     lake_interval: float = 10.0
 
@@ -76,7 +75,7 @@ class SyncObserver:
     """What the pipeline reports as it goes; every hook does nothing unless overridden."""
 
     def warehouse_opened(self, warehouse: Warehouse) -> None: ...
-    def snapshot_table(self, name: str, estimated_rows: int) -> None: ...
+    def snapshot_started(self, tables: list[str], estimated_rows: int) -> None: ...
     def snapshot_rows(self, rows: int) -> None: ...
     def snapshot_done(self, rows: int, seconds: float) -> None: ...
     def batch_applied(self, stats: BatchStats) -> None: ...
@@ -240,7 +239,7 @@ class _Streamer:
 
     def __post_init__(self) -> None:
         self.applier = BatchApplier(self.warehouse, self.options.classification)
-        self.assembler = TransactionAssembler()
+        self.assembler = TransactionAssembler(PrimaryKeys(self.options.dsn))
         self.stager = ChangeStager()
         self.visibility: SnapshotVisibility | None = self.checkpoint.visibility
         self.seen_end_lsn = self.checkpoint.end_lsn

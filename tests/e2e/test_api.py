@@ -17,7 +17,7 @@ ENDPOINTS = {
     "open-orders": "/analytics/orders?status=open",
     "top-delivery-dates": "/analytics/orders/top?limit=3",
     "pending-items": "/analytics/orders/product",
-    "top-customers": "/analytics/orders/customers?status=open&limit=3",
+    "top-customers": "/analytics/orders/customers?status=pending&limit=3",
 }
 
 
@@ -68,12 +68,19 @@ def test_as_of_answers_the_past_while_changes_stream_in(served, source_db):
     ("/analytics/orders/product?as_of=not-a-time", "not an ISO date/time"),
     (f"/analytics/orders?as_of={(datetime.now(UTC) + timedelta(days=1)).date()}",
      "in the future"),
+    ("/analytics/orders?as_of=2001-01-01", "before the history begins"),  # issue 11, case 9
 ])
 def test_bad_parameters_are_422_with_a_clear_message(served, path, fragment):
     client = served.client
     response = client.get(path)
     assert response.status_code == 422
     assert fragment in json.dumps(response.json())
+
+
+def test_cli_as_of_before_history_begins_says_when_it_begins(served):
+    before = acme("report", "open-orders", "--as-of", "2001-01-01", env=served.env)
+    assert before.code == 1 and "before the history begins" in before.stderr
+    assert len(before.stderr.strip().splitlines()) == 1
 
 
 def test_cli_csv_and_json_match_the_api_while_serve_runs(served):

@@ -3,17 +3,17 @@ NOTICE that libpq prints to stderr), timeouts are added, the DSN's own settings 
 
 from psycopg.conninfo import conninfo_to_dict
 
-from acme.source.connect import conninfo, fit_application_name
+from acme.source.connect import conninfo, short_name
 
 
 def test_long_application_name_keeps_the_command_and_the_file():
-    name = fit_application_name("acme sync /very/long/" + "d" * 80 + "/warehouse.duckdb")
+    name = short_name("acme sync /very/long/" + "d" * 80 + "/warehouse.duckdb")
     assert len(name.encode()) <= 63
     assert name.startswith("acme sync ...") and name.endswith("/warehouse.duckdb")
 
 
 def test_short_application_name_is_kept():
-    assert fit_application_name("acme serve w.duckdb") == "acme serve w.duckdb"
+    assert short_name("acme serve w.duckdb") == "acme serve w.duckdb"
 
 
 def test_timeouts_and_name_are_added_but_the_dsn_wins():

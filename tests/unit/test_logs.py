@@ -45,7 +45,7 @@ def json_lines():
 
 def test_observer_events_are_one_json_object_per_line_without_secrets(json_lines):
     observer = LogObserver()
-    observer.snapshot_table("orders", 10)
+    observer.snapshot_started(["orders"], 10)
     observer.snapshot_done(10, 0.5)
     commit = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     observer.batch_applied(BatchStats(2, 5, 0x16B3748, commit, commit, commit.timestamp() + 0.2,

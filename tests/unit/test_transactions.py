@@ -89,3 +89,33 @@ def test_changes_outside_a_transaction_or_before_relation_are_protocol_errors():
         run(REL, pg.insert(7, ["1", "A", None]))
     with pytest.raises(ProtocolError):
         run(pg.begin(1, 0, 1), pg.insert(8, ["1"]))
+
+
+def keyed_run(identity_flags, *payloads):
+    """Messages through an assembler that knows `order_id` is the primary key."""
+    columns = [(name, oid, mod, flag) for (name, oid, mod, _), flag
+               in zip(pg.ORDERS, identity_flags, strict=True)]
+    assembler = TransactionAssembler(lambda schema, table: ("order_id",))
+    events = []
+    for payload in (pg.relation(7, "orders", columns), *payloads):
+        events += assembler.feed(decode(payload))
+    return events
+
+
+def test_with_replica_identity_full_an_update_keeps_its_key_and_stays_an_update():
+    events = keyed_run((True, True, True), pg.begin(1, 0, 1),
+                       pg.update(7, ["1", "B", "x"], old=["1", "A", "x"], key_only=False),
+                       pg.delete(7, ["1", "B", "x"], key_only=False), pg.commit(1, 2, 0))
+    assert ops(events) == [("U", ("1", "B", "x")), ("D", ("1", None, None)), "Committed"]
+    assert events[0].relation.key_columns == ("order_id",)
+
+
+def test_with_identity_on_other_columns_deletes_and_updates_find_the_row_by_identity():
+    events = keyed_run((False, True, False), pg.begin(1, 0, 1),
+                       pg.update(7, ["1", "B", "x"], old=[None, "A", None]),
+                       pg.update(7, ["2", "B", "y"]),
+                       pg.delete(7, [None, "B", None]), pg.commit(1, 2, 0))
+    assert [(e.op, e.row, e.by_identity) for e in events[:-1]] == [
+        ("D", (None, "A", None), True), ("I", ("1", "B", "x"), False),
+        ("D", (None, "B", None), True), ("I", ("2", "B", "y"), False),
+        ("D", (None, "B", None), True)]

@@ -121,16 +121,35 @@ def published_tables(conn: psycopg.Connection, publication: str) -> list[SourceT
             """SELECT attname, atttypid, atttypmod FROM pg_attribute
                WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum""",
             (oid,)).fetchall()
-        key = conn.execute(
-            """SELECT a.attname FROM pg_index i
-               JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position) ON true
-               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-               WHERE i.indrelid = %s AND i.indisprimary ORDER BY k.position""",
-            (oid,)).fetchall()
         spec = TableSpec(name, tuple((c, duckdb_type(t, m)) for c, t, m in columns),
-                         tuple(k for (k,) in key))
+                         _primary_key(conn, oid))
         tables.append(SourceTable(schema, spec))
     return tables
+
+
+def _primary_key(conn: psycopg.Connection, oid: int) -> tuple[str, ...]:
+    rows = conn.execute(
+        """SELECT a.attname FROM pg_index i
+           JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position) ON true
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+           WHERE i.indrelid = %s AND i.indisprimary ORDER BY k.position""",
+        (oid,)).fetchall()
+    return tuple(name for (name,) in rows)
+
+
+class PrimaryKeys:
+    """Reads a table's primary key from the source catalog when the stream first describes
+    the table (a Relation message: once per table per connection, and after its DDL)."""
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+
+    def __call__(self, schema: str, table: str) -> tuple[str, ...]:
+        with connect(self.dsn, autocommit=True) as conn:
+            row = conn.execute(
+                """SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = %s AND c.relname = %s""", (schema, table)).fetchone()
+            return () if row is None else _primary_key(conn, row[0])
 
 
 @dataclass(frozen=True)

@@ -60,14 +60,34 @@ class Relation:
     name: str
     replica_identity: str
     columns: tuple[Column, ...]
+    # The table's primary key from the source catalog (set by the consumer): the warehouse
+    # key. The `is_key` flags only say which columns an old tuple (the replica identity)
+    # carries: the primary key (DEFAULT), a unique index (USING INDEX) or every column (FULL).
+    primary_key: tuple[str, ...] | None = None
 
     @property
     def key_columns(self) -> tuple[str, ...]:
-        return tuple(column.name for column in self.columns if column.is_key)
+        if self.primary_key:
+            return self.primary_key
+        return self.identity_columns
 
     @cached_property
     def key_positions(self) -> tuple[int, ...]:
+        names = self.column_names
+        return tuple(names.index(name) for name in self.key_columns)
+
+    @property
+    def identity_columns(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns if column.is_key)
+
+    @cached_property
+    def identity_positions(self) -> tuple[int, ...]:
         return tuple(i for i, column in enumerate(self.columns) if column.is_key)
+
+    @property
+    def old_tuple_holds_key(self) -> bool:
+        """Whether an old tuple carries the primary key (else the row is found by identity)."""
+        return set(self.key_positions) <= set(self.identity_positions)
 
     @cached_property
     def column_names(self) -> tuple[str, ...]:

@@ -32,6 +32,11 @@ _PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
 _SQLSTATE_DUPLICATE, _SQLSTATE_UNDEFINED, _SQLSTATE_IN_USE = "42710", "42704", "55006"
 
 
+def plugin_options(publication: str) -> dict[str, str]:
+    """pgoutput's options for our stream (benchmarks read a raw baseline with the same)."""
+    return {"proto_version": "1", "publication_names": publication}
+
+
 @dataclass(frozen=True)
 class CreatedSlot:
     consistent_lsn: int
@@ -84,8 +89,9 @@ class ReplicationStream:
 
     def start(self) -> None:
         """Stream from the slot's confirmed position."""
-        self._command(f'START_REPLICATION SLOT "{self.slot}" LOGICAL 0/0 '
-                      f"(proto_version '1', publication_names '{self.publication}')",
+        options = ", ".join(f"{name} '{value}'"
+                            for name, value in plugin_options(self.publication).items())
+        self._command(f'START_REPLICATION SLOT "{self.slot}" LOGICAL 0/0 ({options})',
                       pq.ExecStatus.COPY_BOTH)
         self.unanswered_since = None
 

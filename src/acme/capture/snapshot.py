@@ -1,13 +1,14 @@
-"""The initial copy: each published table as Arrow record batches, in one shared snapshot.
+"""The initial copy: every published table as Arrow record batches, in one shared snapshot.
 
-ADBC's PostgreSQL driver runs a binary COPY and builds typed Arrow arrays in C++, which here
-is faster than even a plain `COPY ... (FORMAT csv)` read into a null sink. The copy runs in a
-REPEATABLE READ snapshot imported by name (the one a new slot exported, or one exported by the
-transaction that recorded the snapshot's xids), so it sees exactly what the hand-off expects.
-A reader thread keeps a couple of batches in flight while the warehouse loads the previous
-ones; batches are bounded (the driver's hint), so memory stays flat whatever the table size.
-If no batch arrives for a while the path is taken for dead: the copy fails as a transient
-error (and is retried), abandoning the stuck connection rather than waiting on it forever.
+ADBC's PostgreSQL driver runs a binary COPY and builds typed Arrow arrays in C++. The copy runs
+in a REPEATABLE READ snapshot imported by name (the one a new slot exported, or one exported by
+the transaction that recorded the snapshot's xids), so it sees exactly what the hand-off
+expects. Several connections import the same snapshot and share the work: each table is one
+part, and a large one is cut into ranges of its physical blocks (PostgreSQL 14+ reads a
+`ctid` range with a TID range scan, at sequential-scan cost and whatever the key type), so
+the server's COPY work and the driver's decoding spread over the cores. Parts go to whichever
+connection is free, largest first; batches are bounded (the driver's hint) and a bounded
+queue hands them to the loader, so memory stays flat whatever the table size.
 """
 
 import queue
@@ -26,10 +27,11 @@ from acme.config import mask_dsn
 from acme.errors import SourceUnreachable
 from acme.source.connect import DEFAULT_APPLICATION, conninfo
 
-BATCH_BYTES = 64 << 20
-PREFETCH_BATCHES = 2
-DEFAULT_STALL_SECONDS = 60.0
-_END = object()
+BATCH_BYTES = 16 << 20
+PART_PAGES = 4096  # 32 MB of heap per part: enough parts to balance, few enough queries
+QUEUED_BATCHES_PER_CONNECTION = 2
+TID_RANGE_SCAN_VERSION = 140000
+_DONE = object()
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,33 @@ class SnapshotPoint:
     wal_lsn: int
     visibility: SnapshotVisibility
     name: str  # the exported snapshot the copy imports
+
+
+@dataclass(frozen=True)
+class CopyPart:
+    """One query of the copy: a table, or a range of its blocks."""
+
+    table: SourceTable
+    first_page: int | None = None  # None: from the start
+    end_page: int | None = None  # None: to the end (rows the snapshot sees can lie past
+    #                              the size measured, if the table grew meanwhile)
+    pages: int = 0  # size, to hand out the largest parts first
+
+    def query(self) -> str:
+        columns = ", ".join(f'"{name}"' for name in self.table.spec.column_names)
+        bounds = []
+        if self.first_page is not None:
+            bounds.append(f"ctid >= '({self.first_page},0)'::tid")
+        if self.end_page is not None:
+            bounds.append(f"ctid < '({self.end_page},0)'::tid")
+        where = f" WHERE {' AND '.join(bounds)}" if bounds else ""
+        return f"SELECT {columns} FROM {self.table.qualified}{where}"
+
+
+@dataclass(frozen=True)
+class CopiedBatch:
+    table: str
+    batch: pa.RecordBatch
 
 
 def begin_snapshot(conn: psycopg.Connection, exported: str | None) -> SnapshotPoint:
@@ -65,87 +94,147 @@ def estimated_rows(conn: psycopg.Connection, table: SourceTable) -> int:
     return max(int(estimate), 0)
 
 
-class SnapshotReader:
-    """An ADBC connection inside the exported snapshot, reading tables as Arrow."""
+def plan_parts(conn: psycopg.Connection, tables: list[SourceTable],
+               part_pages: int = PART_PAGES) -> list[CopyPart]:
+    """The copy's queries, largest first: a table per part, or ranges of its blocks."""
+    split = conn.info.server_version >= TID_RANGE_SCAN_VERSION
+    parts = []
+    for table in tables:
+        pages = conn.execute(
+            "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::bigint",
+            (table.qualified,)).fetchone()[0]
+        if not split or pages <= part_pages:
+            parts.append(CopyPart(table, pages=pages))
+            continue
+        starts = range(0, pages, part_pages)
+        for number, start in enumerate(starts):
+            last = number == len(starts) - 1
+            parts.append(CopyPart(table, start if number else None,
+                                  None if last else start + part_pages,
+                                  min(part_pages, pages - start)))
+    return sorted(parts, key=lambda part: part.pages, reverse=True)
 
-    def __init__(self, dsn: str, snapshot_name: str,
-                 application_name: str = DEFAULT_APPLICATION,
-                 stall_seconds: float = DEFAULT_STALL_SECONDS):
-        self.dsn, self.stall_seconds, self.stalled = dsn, stall_seconds, False
-        try:
-            self.conn = adbc.connect(conninfo(dsn, application_name), autocommit=True)
-            self.cursor = self.conn.cursor()
-            self.cursor.adbc_statement.set_options(
-                **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
-            self.cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            self.cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_name}'")
-        except (adbc.Error, OSError) as error:
-            raise self._lost("cannot open the copy connection", error) from None
 
-    def batches(self, table: SourceTable) -> Iterator[pa.RecordBatch]:
-        """The table's rows, with opaque (extension) columns such as numeric as their text."""
-        columns = ", ".join(f'"{name}"' for name in table.spec.column_names)
+class ParallelCopy:
+    """Connections inside the exported snapshot, reading the parts as Arrow batches.
+
+    Iterating yields each part's batches (parts interleave); closing stops the readers and
+    ends their transactions. Use it as a context manager.
+    """
+
+    def __init__(self, dsn: str, snapshot_name: str, parts: list[CopyPart], connections: int,
+                 application_name: str = DEFAULT_APPLICATION):
+        self.dsn = dsn
+        self.parts: queue.SimpleQueue[CopyPart] = queue.SimpleQueue()
+        for part in parts:
+            self.parts.put(part)
+        count = max(1, min(connections, len(parts)))
+        self.batches: queue.Queue = queue.Queue(maxsize=count * QUEUED_BATCHES_PER_CONNECTION)
+        self.stopping = threading.Event()
+        self.connections: list[adbc.Connection] = []
         try:
-            self.cursor.execute(f"SELECT {columns} FROM {table.qualified}")
-            reader = self.cursor.fetch_record_batch()
-            for batch in _prefetched(reader, self.stall_seconds):
-                yield _plain(batch)
-        except _Stalled:
-            self.stalled = True
-            raise SourceUnreachable(
-                f"the copy connection to {mask_dsn(self.dsn)} sent nothing for "
-                f"{self.stall_seconds:.0f} s; taking it for dead") from None
-        except (adbc.Error, OSError, pa.ArrowException) as error:
-            raise self._lost(f"copy of {table.spec.name} interrupted", error) from None
+            for _ in range(count):
+                self.connections.append(
+                    _snapshot_connection(dsn, snapshot_name, application_name))
+        except BaseException:
+            self._close_connections()
+            raise
+        self.threads = [threading.Thread(target=self._read, args=(conn,), daemon=True,
+                                         name=f"snapshot-reader-{number}")
+                        for number, conn in enumerate(self.connections)]
+        for thread in self.threads:
+            thread.start()
+
+    def __enter__(self) -> "ParallelCopy":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[CopiedBatch]:
+        running = len(self.threads)
+        while running:
+            item = self.batches.get()
+            if item is _DONE:
+                running -= 1
+            elif isinstance(item, adbc.Error | OSError | pa.ArrowException):
+                # A dropped (or, through the TCP timeouts, silently dead) copy connection:
+                # worth copying again.
+                lines = [line.strip() for line in str(item).splitlines() if line.strip()]
+                raise SourceUnreachable(
+                    f"copy connection to {mask_dsn(self.dsn)} lost: "
+                    f"{lines[0] if lines else type(item).__name__}") from None
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+
+    def _read(self, conn: adbc.Connection) -> None:
+        try:
+            with conn.cursor() as cursor:
+                cursor.adbc_statement.set_options(
+                    **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
+                while not self.stopping.is_set():
+                    try:
+                        part = self.parts.get_nowait()
+                    except queue.Empty:
+                        break
+                    cursor.execute(part.query())
+                    for batch in cursor.fetch_record_batch():
+                        copied = CopiedBatch(part.table.spec.name, _plain(batch))
+                        if not self._hand_over(copied):
+                            return
+            self._hand_over(_DONE)
+        except BaseException as error:  # handed to the consumer
+            self._hand_over(error)
+
+    def _hand_over(self, item) -> bool:
+        """Queue an item for the consumer unless the copy is being closed."""
+        while not self.stopping.is_set():
+            try:
+                self.batches.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def close(self) -> None:
-        if self.stalled:
-            return  # its reader thread is stuck inside the driver: leave both to the kernel
-        for step in (lambda: self.cursor.execute("COMMIT"), self.conn.close):
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join()
+        self._close_connections()
+
+    def _close_connections(self) -> None:
+        for conn in self.connections:
             try:
-                step()
-            except (adbc.Error, OSError):
-                pass  # a read-only transaction on a dead connection: nothing is lost with it
-
-    def _lost(self, what: str, error: Exception) -> SourceUnreachable:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        return SourceUnreachable(f"{what} ({mask_dsn(self.dsn)}): "
-                                 f"{lines[0] if lines else type(error).__name__}")
+                with conn.cursor() as cursor:
+                    cursor.execute("COMMIT")
+            except adbc.Error:
+                pass  # the connection broke: nothing left to end
+            finally:
+                conn.close()
 
 
-class _Stalled(Exception):
-    """No batch within the stall deadline."""
+def _snapshot_connection(dsn: str, snapshot_name: str,
+                         application_name: str) -> adbc.Connection:
+    """An ADBC connection in a read-only transaction that imported the snapshot."""
+    try:
+        conn = adbc.connect(conninfo(dsn, application_name), autocommit=True)
+    except adbc.Error as error:
+        raise SourceUnreachable(f"cannot open the copy connection to {mask_dsn(dsn)}: "
+                                f"{str(error).splitlines()[0]}") from None
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_name}'")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Opaque (extension) columns such as numeric as their text."""
     arrays = [column.storage if isinstance(column, pa.ExtensionArray) else column
               for column in batch.columns]
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
-
-
-def _prefetched(reader: pa.RecordBatchReader,
-                stall_seconds: float) -> Iterator[pa.RecordBatch]:
-    """Read ahead in a thread so the network and decoding overlap the load."""
-    buffer: queue.Queue = queue.Queue(maxsize=PREFETCH_BATCHES)
-
-    def pump() -> None:
-        try:
-            for batch in reader:
-                buffer.put(batch)
-            buffer.put(_END)
-        except BaseException as error:  # handed to the consumer
-            buffer.put(error)
-
-    thread = threading.Thread(target=pump, name="snapshot-reader", daemon=True)
-    thread.start()
-    while True:
-        try:
-            item = buffer.get(timeout=stall_seconds)
-        except queue.Empty:
-            raise _Stalled from None
-        if item is _END:
-            break
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    thread.join()

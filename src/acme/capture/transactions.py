@@ -5,12 +5,18 @@ commit time and LSN, so every row change can be handed on (and staged in the war
 moment it arrives: nothing here holds a transaction, whatever its size. The net effect per row
 within a transaction is computed later, in SQL, by the warehouse.
 
-An update that changes the primary key becomes a delete of the old key and an insert of the
-new one; an update that sends the whole old row (REPLICA IDENTITY FULL) has its unchanged
-TOAST values filled from that old row.
+The warehouse key is the table's primary key from the source catalog (`primary_key`), not
+the replica identity: an old tuple (the identity: primary key, unique index or whole row) only
+finds the row. When it carries the primary key, an update that changes the key becomes a delete
+of the old key and an insert of the new one. When it does not (USING INDEX on other columns),
+deletes and updates name the row by their identity values (`by_identity`) and the warehouse
+finds its key; such an update is a delete of the found row and an insert, which nets to an
+update when the key did not change. An update that sends the whole old row (REPLICA IDENTITY
+FULL) has its unchanged TOAST values filled from that old row.
 """
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -35,6 +41,8 @@ class RowChange:
     relation: Relation
     op: Op
     row: tuple[Value, ...]  # in relation column order; a delete carries only its key
+    # The row holds only identity values (`relation.identity_columns`): its key is to be found.
+    by_identity: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,11 @@ class ProtocolError(RuntimeError):
 class TransactionAssembler:
     """Feed messages in stream order; `feed` returns the events each one produces."""
 
-    def __init__(self) -> None:
+    def __init__(self, primary_key: Callable[[str, str], tuple[str, ...]] | None = None
+                 ) -> None:
+        """`primary_key(schema, table)` reads a table's primary key from the source catalog
+        (empty when it has none: the replica identity is then the key)."""
+        self.primary_key = primary_key
         self.relations: dict[int, Relation] = {}
         self.begin: Begin | None = None
 
@@ -79,6 +91,8 @@ class TransactionAssembler:
         if isinstance(message, Delete):
             self._require_open("delete")
             relation = self._relation(message.relation_oid)
+            if not relation.old_tuple_holds_key:
+                return (RowChange(relation, "D", identity_row(relation, message.old), True),)
             return (RowChange(relation, "D", key_row(relation, message.old)),)
         if isinstance(message, Begin):
             self.begin = message
@@ -88,6 +102,10 @@ class TransactionAssembler:
             return (Committed(begin.xid, message.commit_lsn, message.end_lsn,
                               message.commit_time),)
         elif isinstance(message, Relation):
+            if self.primary_key is not None:
+                key = self.primary_key(message.namespace, message.name)
+                if key and set(key) <= set(message.column_names):
+                    message = replace(message, primary_key=tuple(key))
             self.relations[message.oid] = message
         elif isinstance(message, Truncate):
             self._require_open("truncate")
@@ -97,11 +115,15 @@ class TransactionAssembler:
     def _update(self, message: Update) -> tuple[RowChange, ...]:
         relation = self._relation(message.relation_oid)
         new = message.new
-        if message.old is None:
-            return (RowChange(relation, "U", new),)
-        if not message.old_is_key_only and UNCHANGED in new:
+        if message.old is not None and not message.old_is_key_only and UNCHANGED in new:
             new = tuple(old if value is UNCHANGED else value
                         for value, old in zip(new, message.old, strict=True))
+        if not relation.old_tuple_holds_key:
+            # The key may have changed without the identity: find the row by its identity.
+            found = identity_row(relation, message.old if message.old is not None else new)
+            return (RowChange(relation, "D", found, True), RowChange(relation, "I", new))
+        if message.old is None:
+            return (RowChange(relation, "U", new),)
         old_key = key_row(relation, message.old)
         if any(old_key[i] != new[i] for i in relation.key_positions):
             return (RowChange(relation, "D", old_key), RowChange(relation, "I", new))
@@ -120,8 +142,17 @@ class TransactionAssembler:
 
 
 def key_row(relation: Relation, old: tuple[Value, ...]) -> tuple[Value, ...]:
-    """A full-width row holding only the key, from a key-only or whole old tuple."""
-    positions = relation.key_positions
+    """A full-width row holding only the key, from an old tuple that carries it."""
+    return _only(relation, relation.key_positions, old)
+
+
+def identity_row(relation: Relation, old: tuple[Value, ...]) -> tuple[Value, ...]:
+    """A full-width row holding only the replica identity's values."""
+    return _only(relation, relation.identity_positions, old)
+
+
+def _only(relation: Relation, positions: tuple[int, ...],
+          old: tuple[Value, ...]) -> tuple[Value, ...]:
     if len(old) == len(relation.columns):
         keys = [old[i] for i in positions]
     else:

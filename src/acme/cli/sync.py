@@ -77,17 +77,14 @@ class ConsoleObserver(SyncObserver):
         self.quiet_batches = quiet_batches
         self.last_lag_ms: float | None = None
 
-    def snapshot_table(self, name: str, estimated_rows: int) -> None:
-        if self.progress is None:
-            self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                console=err_console, transient=True)
-            self.progress.start()
-        elif self.task is not None:
-            self.progress.update(self.task, visible=False)
-        self.task = self.progress.add_task(f"snapshot {name}", total=estimated_rows or None,
-                                           rate="")
+    def snapshot_started(self, tables: list[str], estimated_rows: int) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+            console=err_console, transient=True)
+        self.progress.start()
+        self.task = self.progress.add_task(f"snapshot of {len(tables)} tables",
+                                           total=estimated_rows or None, rate="")
         self.started, self.rows = time.monotonic(), 0
 
     def snapshot_rows(self, rows: int) -> None:

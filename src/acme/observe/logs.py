@@ -96,11 +96,12 @@ class LogObserver(SyncObserver):
         log_event("warehouse_opened", f"warehouse {warehouse.path} open",
                   warehouse=str(warehouse.path))
 
-    def snapshot_table(self, name: str, estimated_rows: int) -> None:
-        self.table, self.estimated, self.rows = name, estimated_rows, 0
+    def snapshot_started(self, tables: list[str], estimated_rows: int) -> None:
+        # The copy interleaves its tables (parts on several connections): progress is for all.
+        self.table, self.estimated, self.rows = ",".join(tables), estimated_rows, 0
         self.started = self.last_progress = time.monotonic()
-        log_event("snapshot_progress", f"snapshot of {name} started", table=name, rows=0,
-                  estimated_rows=estimated_rows)
+        log_event("snapshot_progress", f"snapshot of {len(tables)} tables started",
+                  table=self.table, rows=0, estimated_rows=estimated_rows)
 
     def snapshot_rows(self, rows: int) -> None:
         self.rows += rows

@@ -71,10 +71,11 @@ class PipelineMetrics(SyncObserver):
         if checkpoint is not None:
             self._checkpoint(checkpoint.end_lsn, checkpoint.commit_time)
 
-    def snapshot_table(self, name: str, estimated_rows: int) -> None:
-        self._snapshot_table = name
+    def snapshot_started(self, tables: list[str], estimated_rows: int) -> None:
+        # The copy interleaves its tables (parts on several connections): one series for all.
+        self._snapshot_table = "all"
         self.snapshot_running.set(1)
-        self.snapshot_estimated.labels(name).set(estimated_rows)
+        self.snapshot_estimated.labels(self._snapshot_table).set(estimated_rows)
 
     def snapshot_rows(self, rows: int) -> None:
         self.snapshot_copied.labels(self._snapshot_table).inc(rows)

@@ -24,6 +24,11 @@ class AnswerCache:
             self.generation += 1
             self.entries.clear()
 
+    def peek(self, key: Hashable) -> bytes | None:
+        """The stored answer of this generation, if there is one (never blocks on a compute)."""
+        stored = self.entries.get(key)
+        return stored[1] if stored is not None and stored[0] == self.generation else None
+
     def get(self, key: Hashable, compute: Callable[[], bytes]) -> bytes:
         """The stored answer of this generation, else `compute()` once for all who ask."""
         with self.guard:

@@ -4,8 +4,7 @@ The state tables (`reports.*`, see `warehouse/report_state.py`) already hold eac
 aggregates per group, versioned in time, so a report reads O(groups) rows now or as of a past
 time. `{open_orders}`, `{customer_orders}`, `{pending_items}` stand for a state table's rows
 valid now or at `$as_of`; `{products}` and `{customers}` for the names as they were then;
-`{counted}` for the customer count asked (pending_orders, or open_orders for status=open,
-still answered as the report's pending_orders column). They
+`{counted}` for the customer count asked (pending_orders, or open_orders for status=open). They
 are filled from this module's own constants, never from user input. Tie-breaks are
 deterministic:
 - open-orders: delivery date, then status (NULLs last);
@@ -44,7 +43,7 @@ REPORTS = {report.name: report for report in (
         ORDER BY s.total_quantity DESC, s.item_lines DESC, s.product_id NULLS LAST""",
            takes_limit=False),
     Report("top-customers", "Customers with the most pending orders", """
-        SELECT s.customer_id, c.customer_name, s.{counted} AS pending_orders
+        SELECT s.customer_id, c.customer_name, s.{counted}
         FROM (SELECT customer_id, {counted} FROM {customer_orders}
               WHERE {counted} > 0
               ORDER BY {counted} DESC, customer_id NULLS LAST

@@ -76,6 +76,8 @@ def run_report(db: duckdb.DuckDBPyConnection, name: str, classification: StatusC
     try:
         cursor.execute("BEGIN TRANSACTION")  # the answer and its freshness from one snapshot
         check_state(cursor, classification)
+        if as_of is not None:
+            check_history_begins(cursor, as_of)
         result = cursor.execute(sql, {k: v for k, v in params.items() if k in used})
         columns = tuple(column[0] for column in result.description)
         rows = tuple(result.fetchall())
@@ -96,6 +98,19 @@ def check_state(db: duckdb.DuckDBPyConnection, classification: StatusClassificat
         raise ConfigError("the report state was built with another open/pending status "
                           "classification; run `acme sync` to rebuild it with this one, or "
                           "ask with the classification it was built with")
+
+
+def check_history_begins(db: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
+    """An as-of before the history's first moment (the moment the initial copy reflects) has
+    no answer: say when it begins, rather than answer with empty rows."""
+    if db.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = '_acme' "
+                  "AND table_name = 'history_begins'").fetchone()[0] == 0:
+        return  # a warehouse from before this was recorded: nothing to compare with
+    began = db.execute("SELECT min(began) FROM _acme.history_begins").fetchone()[0]
+    if began is not None and as_of < began:
+        raise ConfigError(
+            f"as_of {as_of.isoformat()} is before the history begins "
+            f"({began.astimezone(UTC).isoformat()}); ask about that time or later")
 
 
 def read_freshness(db: duckdb.DuckDBPyConnection) -> Freshness:

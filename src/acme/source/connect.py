@@ -18,17 +18,19 @@ from acme.errors import ConfigError, SourceRejected, SourceUnreachable
 TIMEOUTS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10,
             "keepalives_interval": 5, "keepalives_count": 3, "tcp_user_timeout": 30_000}
 DEFAULT_APPLICATION = "acme"
-MAX_NAME_BYTES = 63  # the server cuts longer names, with a NOTICE libpq prints to stderr
 
 
-def fit_application_name(name: str) -> str:
-    """The name within 63 bytes, keeping its start (the command) and its end (the file)."""
-    data = name.encode()
-    if len(data) <= MAX_NAME_BYTES:
+NAME_BYTES = 63  # PostgreSQL keeps this much of a name (and says so on stderr when cut)
+
+
+def short_name(name: str) -> str:
+    """The name as PostgreSQL will keep it: a long one keeps its first word pair (`acme sync`)
+    and its end, where the warehouse file is named."""
+    if len(name.encode()) <= NAME_BYTES:
         return name
     head = " ".join(name.split(" ")[:2]) + " ..."
-    room = MAX_NAME_BYTES - len(head.encode())
-    return head + data[-room:].decode(errors="ignore")
+    room = NAME_BYTES - len(head.encode())
+    return head + name.encode()[-room:].decode(errors="ignore")
 
 
 def conninfo(dsn: str, application_name: str = DEFAULT_APPLICATION, **extra) -> str:
@@ -37,7 +39,7 @@ def conninfo(dsn: str, application_name: str = DEFAULT_APPLICATION, **extra) -> 
         given = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as error:
         raise ConfigError(f"invalid DSN {mask_dsn(dsn)}: {_first_line(error)}") from None
-    defaults = {**TIMEOUTS, "application_name": fit_application_name(application_name), **extra}
+    defaults = {**TIMEOUTS, "application_name": short_name(application_name), **extra}
     return make_conninfo(dsn, **{k: v for k, v in defaults.items() if k not in given})
 
 

@@ -10,15 +10,18 @@ a batch or none of it. A TRUNCATE first merges what was staged before it.
 One thread owns an applier: DuckDB transactions belong to a connection.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
+import pyarrow as pa
 
 from acme.capture.pgoutput import Relation
 from acme.classification import StatusClassification
 from acme.warehouse.merge import (
+    STAGE_BOOKKEEPING,
     create_stage_sql,
+    find_key_sql,
     merge_sql,
     net_sql,
     net_table,
@@ -36,6 +39,7 @@ class _Staged:
     spec: TableSpec
     rows: int = 0
     has_unchanged: bool = False
+    identities: set[tuple[str, ...]] = field(default_factory=set)  # rows to find by these
 
 
 class BatchApplier:
@@ -65,12 +69,19 @@ class BatchApplier:
                 self.db.execute(f"ALTER TABLE {stage_table(spec)} "
                                 f"ADD COLUMN {quote(name)} VARCHAR")
             staged.spec = spec
-        with self.warehouse.staged("stage_chunk", chunk.rows):
-            self.db.execute(f"INSERT INTO {stage_table(spec)} BY NAME "
-                            "SELECT * FROM stage_chunk")
+        # Appended in the stage's column order: a registered view, or a relation queried by
+        # SQL, would keep every chunk's Arrow data alive until the commit (DuckDB 1.x).
+        rows = chunk.rows
+        names = [name for name, _ in STAGE_BOOKKEEPING] + list(spec.column_names)
+        columns = [rows.column(name) if name in rows.column_names
+                   else pa.nulls(rows.num_rows, pa.string()) for name in names]
+        self.db.from_arrow(pa.table(columns, names=names)).insert_into(stage_table(spec))
         staged.rows += chunk.rows.num_rows
         unchanged = chunk.rows.column("_unchanged")
         staged.has_unchanged |= unchanged.null_count < len(unchanged)
+        by = chunk.rows.column("_by")
+        if by.null_count < len(by):
+            staged.identities.update(tuple(names) for names in by.to_pylist() if names)
 
     def truncate(self, relations: tuple[Relation, ...], commit_time: datetime) -> None:
         """A TRUNCATE inside the open batch: what was staged before it is merged first."""
@@ -123,6 +134,9 @@ class BatchApplier:
         if not self.staged:
             return
         for staged in self.staged.values():
+            for identity in staged.identities:
+                for statement in find_key_sql(staged.spec, identity):
+                    self.db.execute(statement)
             self.db.execute(net_sql(staged.spec, staged.has_unchanged))
         if self.state_active:
             self.state.apply_batch(set(self.staged))

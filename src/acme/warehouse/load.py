@@ -1,27 +1,163 @@
-"""Snapshot load: copied rows (Arrow batches) become each key's first version."""
+"""Snapshot load: copied rows (Arrow batches) become each key's first version, and current.
 
-from collections.abc import Callable, Iterable
+Each batch is written once to `history` (as a version valid from the copy's time) and once to
+`current`, straight from the Arrow batch: no table is read back to build another. The two
+tables are written at the same time by two DuckDB connections (DuckDB runs a statement
+without the GIL), each appending on its own thread: appends split over DuckDB's worker
+threads leave a partial row group per thread and statement, which the commit compresses a
+second time.
+
+Each of the two commits on its own thread when its last batch is in; then the model and the
+checkpoint commit. A crash before that leaves tables without a checkpoint: the next sync
+drops such leftovers and copies again.
+
+A batch is read by DuckDB's replacement scan of a local Python variable named like the table in
+the SQL, not registered as a view nor wrapped in a relation: in DuckDB 1.x both of those keep
+its Arrow data alive until the transaction ends (the catalog entry is kept for rollback),
+which made the copy hold every batch it had loaded.
+"""
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
-import pyarrow as pa
-
-from acme.warehouse.merge import current_from_history_sql, snapshot_insert_sql
+from acme.capture.snapshot import CopiedBatch
+from acme.warehouse.merge import literal
 from acme.warehouse.store import Warehouse
-from acme.warehouse.tables import TableSpec
+from acme.warehouse.tables import TableSpec, quote
+
+BATCH_NAME = "snapshot_raw"
+QUEUED_BATCHES = 2
+_END = object()
+_ABORT = object()
+# DuckDB keeps the blocks it wrote cached up to its memory limit; the copy never reads them
+# back, so a lower limit during the load keeps the process under 1 GB at any table size.
+# Each row group is compressed and written as soon as it is full (DuckDB buffers five by
+# default), so less is left for the commits at the end and less is held in memory.
+MEMORY_LIMIT = "384MB"
 
 
-def load_table(warehouse: Warehouse, known: dict[str, TableSpec], spec: TableSpec,
-               batches: Iterable[pa.RecordBatch], valid_from: datetime, lsn: int,
-               progress: Callable[[int], None] = lambda rows: None) -> int:
-    """Load one table's copy inside the caller's transaction; returns the rows loaded."""
-    spec = warehouse.ensure_table(spec, known)
-    insert = snapshot_insert_sql(spec)
+def history_sql(spec: TableSpec, valid_from: datetime, lsn: int) -> str:
+    """Insert one copied batch (`snapshot_raw`) as first versions, cast to the column types
+    (a no-op for typed columns; numeric arrives as its exact text)."""
+    since = f"CAST({literal(valid_from.isoformat())} AS TIMESTAMPTZ)"
+    return f"""
+        INSERT INTO history.{quote(spec.name)} ({_columns(spec)}, _valid_from, _valid_to, _op, _lsn)
+        SELECT {_values(spec)}, {since}, NULL, 'snapshot', {int(lsn)} FROM {BATCH_NAME}"""
+
+
+def current_sql(spec: TableSpec) -> str:
+    return f"""
+        INSERT INTO current.{quote(spec.name)} ({_columns(spec)})
+        SELECT {_values(spec)} FROM {BATCH_NAME}"""
+
+
+def _columns(spec: TableSpec) -> str:
+    return ", ".join(quote(name) for name in spec.column_names)
+
+
+def _values(spec: TableSpec) -> str:
+    return ", ".join(f"CAST({quote(name)} AS {kind})" for name, kind in spec.columns)
+
+
+def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
+                  batches: Iterable[CopiedBatch], valid_from: datetime, lsn: int,
+                  finish: Callable[[], None],
+                  progress: Callable[[int], None] = lambda rows: None) -> int:
+    """Replace any leftovers with the copied rows; `finish` runs in the transaction that
+    commits last, once history and current are committed. Returns the rows loaded."""
+    with warehouse.transaction():
+        warehouse.drop_tables()
+        known: dict[str, TableSpec] = {}
+        specs = [warehouse.ensure_table(spec, known) for spec in specs]
     rows = 0
-    for batch in batches:
-        with warehouse.staged("snapshot_raw", batch):
-            warehouse.db.execute(insert, [valid_from, lsn])
-        rows += batch.num_rows
-        progress(batch.num_rows)
-    warehouse.db.execute(current_from_history_sql(spec))
-    warehouse.recount(spec.name)
+    with _settings(warehouse, threads=1, memory_limit=MEMORY_LIMIT,
+                   write_buffer_row_group_count=1):
+        writers = [_Writer(warehouse, {spec.name: history_sql(spec, valid_from, lsn)
+                                       for spec in specs}, "history"),
+                   _Writer(warehouse, {spec.name: current_sql(spec) for spec in specs},
+                           "current")]
+        try:
+            for copied in batches:
+                for writer in writers:
+                    writer.put(copied)
+                rows += copied.batch.num_rows
+                progress(copied.batch.num_rows)
+            for writer in writers:
+                writer.end()  # each commits on its own thread as soon as it is done
+            for writer in writers:
+                writer.wait()
+        finally:
+            for writer in writers:
+                writer.close()
+    with warehouse.transaction():
+        finish()
     return rows
+
+
+@contextmanager
+def _settings(warehouse: Warehouse, **values) -> Iterator[None]:
+    """DuckDB settings for the duration of the load, then back to what they were."""
+    before = {name: warehouse.db.execute("SELECT current_setting($1)", [name]).fetchone()[0]
+              for name in values}
+    for name, value in values.items():
+        warehouse.db.execute(f"SET {name} = {literal(str(value))}")
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            warehouse.db.execute(f"SET {name} = {literal(str(value))}")
+
+
+class _Writer:
+    """A thread writing each batch to one schema, in its own connection and transaction,
+    and committing when the batches end."""
+
+    def __init__(self, warehouse: Warehouse, statements: dict[str, str], name: str):
+        self.db = warehouse.db.cursor()
+        self.statements = statements
+        self.batches: queue.Queue = queue.Queue(maxsize=QUEUED_BATCHES)
+        self.error: BaseException | None = None
+        self.committed = False
+        self.db.execute("BEGIN TRANSACTION")
+        self.thread = threading.Thread(target=self._run, name=f"snapshot-{name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (copied := self.batches.get()) not in (_END, _ABORT):
+                snapshot_raw = copied.batch  # noqa: F841 -- found by name (see module doc)
+                self.db.execute(self.statements[copied.table])
+            if copied is _END:
+                self.db.execute("COMMIT")
+                self.committed = True
+        except BaseException as error:  # raised in the loading thread
+            self.error = error
+            while self.batches.get() not in (_END, _ABORT):
+                pass  # keep the producer from blocking until it stops
+
+    def put(self, copied: CopiedBatch) -> None:
+        self._check()
+        self.batches.put(copied)
+
+    def end(self) -> None:
+        self.batches.put(_END)
+
+    def wait(self) -> None:
+        self.thread.join()
+        self._check()
+
+    def close(self) -> None:
+        """Stop the thread; roll back what it had not committed."""
+        if self.thread.is_alive():
+            self.batches.put(_ABORT)
+            self.thread.join()
+        if not self.committed:
+            self.db.execute("ROLLBACK")
+        self.db.close()
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error

@@ -18,7 +18,7 @@ from acme.warehouse.tables import TableSpec, quote
 
 VERSION_OP = "CASE _op WHEN 'I' THEN 'insert' ELSE 'update' END"
 STAGE_BOOKKEEPING = (("_seq", "BIGINT"), ("_op", "VARCHAR"), ("_commit_ts", "TIMESTAMPTZ"),
-                     ("_lsn", "UBIGINT"), ("_unchanged", "VARCHAR[]"))
+                     ("_lsn", "UBIGINT"), ("_unchanged", "VARCHAR[]"), ("_by", "VARCHAR[]"))
 
 
 def literal(text: str) -> str:
@@ -51,15 +51,41 @@ def create_stage_sql(spec: TableSpec) -> str:
     return f"CREATE OR REPLACE TEMP TABLE {stage_table(spec)} ({', '.join(columns)})"
 
 
+def find_key_sql(spec: TableSpec, identity: tuple[str, ...]) -> tuple[str, str]:
+    """Rows named by their replica identity (`_by` = `identity`) get their key: from the
+    latest earlier staged row holding those identity values, else from `current`. Then the
+    rows whose key cannot be found (a row the warehouse never held) are dropped."""
+    stage = stage_table(spec)
+    kinds = dict(spec.columns)
+    by_literal = "[" + ", ".join(literal(name) for name in identity) + "]"
+    staged_match = " AND ".join(f"r.{quote(c)} = s.{quote(c)}" for c in identity)
+    current_match = " AND ".join(
+        f"CAST(r.{quote(c)} AS {kinds[c]}) = c.{quote(c)}" for c in identity)
+    found = ", ".join(
+        f"coalesce(s.{quote(k)}, CAST(c.{quote(k)} AS VARCHAR)) AS {quote(k)}" for k in spec.key)
+    assign = ", ".join(f"{quote(k)} = f.{quote(k)}" for k in spec.key)
+    return (
+        f"""
+        UPDATE {stage} AS t SET {assign}
+        FROM (SELECT r._seq, {found}
+              FROM (SELECT * FROM {stage} WHERE _by = {by_literal}) AS r
+              ASOF LEFT JOIN (SELECT * FROM {stage} WHERE _by IS NULL AND _op <> 'D') AS s
+                ON {staged_match} AND r._seq > s._seq
+              LEFT JOIN current.{quote(spec.name)} AS c ON {current_match}) AS f
+        WHERE t._seq = f._seq""",
+        f"DELETE FROM {stage} WHERE _by IS NOT NULL AND {quote(spec.key[0])} IS NULL")
+
+
 def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
     """The staged changes, typed, one row per key and transaction, as `net_table(spec)`."""
     keys = _keys(spec)
     if has_unchanged:
         # A value is wrapped in a struct so that an explicit NULL (a non-NULL struct) is told
         # apart from "unchanged" (a NULL struct) when carrying the last known value forward.
+        # A delete carries no values: the row's values before it stay the last known ones.
         wrapped = ", ".join(
             f"CAST({quote(name)} AS {kind}) AS {quote(name)}" if name in spec.key else
-            f"CASE WHEN list_contains(_unchanged, {literal(name)}) THEN NULL "
+            f"CASE WHEN _op = 'D' OR list_contains(_unchanged, {literal(name)}) THEN NULL "
             f"ELSE {{'v': CAST({quote(name)} AS {kind})}} END AS {quote(name)}"
             for name, kind in spec.columns)
         carried = ", ".join(
@@ -132,19 +158,3 @@ def truncate_sql(spec: TableSpec) -> tuple[str, str]:
     return (f"UPDATE history.{quote(spec.name)} SET _valid_to = $1, "
             "_valid_from = least(_valid_from, $1) WHERE _valid_to IS NULL",
             f"DELETE FROM current.{quote(spec.name)}")
-
-
-def snapshot_insert_sql(spec: TableSpec) -> str:
-    """Insert one batch of copied rows (`snapshot_raw`) as the first versions, cast to the
-    column types (a no-op for typed columns; numeric arrives as its exact text)."""
-    values = ", ".join(f"CAST({quote(name)} AS {kind})" for name, kind in spec.columns)
-    return f"""
-        INSERT INTO history.{quote(spec.name)} ({_columns(spec)}, _valid_from, _valid_to, _op, _lsn)
-        SELECT {values}, $1, NULL, 'snapshot', $2 FROM snapshot_raw"""
-
-
-def current_from_history_sql(spec: TableSpec) -> str:
-    columns = _columns(spec)
-    return f"""
-        INSERT INTO current.{quote(spec.name)} ({columns})
-        SELECT {columns} FROM history.{quote(spec.name)} WHERE _valid_to IS NULL"""

@@ -1,8 +1,10 @@
 """Row changes gathered per table into bounded Arrow chunks, ready to stage in DuckDB. No I/O.
 
 A chunk holds the values as PostgreSQL sent them (text), plus `_seq` (stream order), `_op`,
-`_commit_ts`, `_lsn` (the commit LSN, which also names the transaction) and `_unchanged` (the
-columns sent as unchanged TOAST). Casting and the net effect per row are left to SQL.
+`_commit_ts`, `_lsn` (the commit LSN, which also names the transaction), `_unchanged` (the
+columns sent as unchanged TOAST) and `_by` (for a row named by its replica identity instead of
+its key: the identity's columns, whose values find the key). Casting and the net effect per
+row are left to SQL.
 """
 
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ class _TableRows:
     lsns: list[int] = field(default_factory=list)
     rows: list[tuple] = field(default_factory=list)
     relations: list[Relation] = field(default_factory=list)
+    by: list[tuple[str, ...] | None] = field(default_factory=list)
 
     def to_chunk(self, table: str) -> StageChunk:
         distinct = tuple({id(r): r for r in self.relations}.values())
@@ -58,6 +61,7 @@ class _TableRows:
             "_commit_ts": pa.array(self.commit_times, COMMIT_TS),
             "_lsn": pa.array(self.lsns, pa.uint64()),
             "_unchanged": pa.array(unchanged, pa.list_(pa.string())),
+            "_by": pa.array(self.by, pa.list_(pa.string())),
             **{name: pa.array(values, pa.string()) for name, values in columns.items()},
         })
         return StageChunk(table, distinct, rows)
@@ -93,6 +97,7 @@ class ChangeStager:
         rows.lsns.append(commit_lsn)
         rows.rows.append(change.row)
         rows.relations.append(change.relation)
+        rows.by.append(change.relation.identity_columns if change.by_identity else None)
         if len(rows.seqs) >= self.chunk_rows:
             return self.tables.pop(name).to_chunk(name)
         return None

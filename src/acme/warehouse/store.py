@@ -11,6 +11,8 @@ Layout (a public interface: analysts open this file directly):
   `_acme.checkpoint.confirmed_lsn` the furthest position ever confirmed to the slot.
 - `_acme.row_counts`: rows per history/current table, kept by every apply (status reads
   these counters instead of counting);
+- `_acme.history_begins`: the moment the first checkpoint (the initial copy) reflects: as-of
+  questions before it have no answer;
 - `_acme.report_state`: the classification the report state (`reports.*`) was built with.
 """
 
@@ -47,6 +49,7 @@ BOOTSTRAP = [
            name VARCHAR NOT NULL,
            row_count BIGINT NOT NULL,
            PRIMARY KEY (layer, name))""",
+    """CREATE TABLE IF NOT EXISTS _acme.history_begins (began TIMESTAMPTZ NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS _acme.report_state (
            classification VARCHAR NOT NULL,
            built_at TIMESTAMPTZ NOT NULL)""",
@@ -101,6 +104,9 @@ class Warehouse:
         # DuckDB would otherwise cache up to 80% of RAM; beyond this it spills to disk, which
         # keeps the process's memory bounded whatever the table sizes.
         connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        # Nothing here relies on the order rows are stored in, and keeping it makes large
+        # INSERT ... SELECT and CREATE TABLE AS buffer their input in memory.
+        connection.execute("SET preserve_insertion_order = false")
         warehouse = cls(connection, path)
         if not read_only:
             for statement in BOOTSTRAP:
@@ -127,18 +133,6 @@ class Warehouse:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
-
-    @contextmanager
-    def staged(self, name: str, data) -> Iterator[None]:
-        """Expose an Arrow table or batch to SQL as `name` for the duration of the block."""
-        self.db.register(name, data)
-        try:
-            yield
-        finally:
-            try:
-                self.db.unregister(name)
-            except duckdb.Error:
-                pass  # the transaction failed; the next register of this name replaces it
 
     def checkpoint(self) -> Checkpoint | None:
         row = self.db.execute(
@@ -168,6 +162,9 @@ class Warehouse:
             [checkpoint.end_lsn, checkpoint.commit_time,
              visibility.xmin if visibility else None, visibility.xmax if visibility else None,
              sorted(visibility.in_progress) if visibility else None])
+        if checkpoint.commit_time is not None:
+            self.db.execute("INSERT INTO _acme.history_begins SELECT $1 WHERE NOT EXISTS "
+                            "(SELECT 1 FROM _acme.history_begins)", [checkpoint.commit_time])
 
     def confirmed_position(self) -> int | None:
         """The furthest position applied or confirmed to the slot; None when unknown (no
@@ -202,6 +199,13 @@ class Warehouse:
                    ORDER BY ordinal_position""", [name]).fetchall()
             specs[name] = TableSpec(name, tuple(columns), tuple(key))
         return specs
+
+    def drop_tables(self) -> None:
+        """Forget every table: what an interrupted first snapshot left (no checkpoint yet)."""
+        for name in self.tables():
+            for schema in ("history", "current"):
+                self.db.execute(f"DROP TABLE IF EXISTS {schema}.{quote(name)}")
+        self.db.execute("DELETE FROM _acme.tables")
 
     def ensure_table(self, wanted: TableSpec, known: dict[str, TableSpec]) -> TableSpec:
         """Create the table in history and current, or add the columns it gained."""

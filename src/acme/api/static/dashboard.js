@@ -130,7 +130,7 @@ const PANELS = {
     },
   },
   "customers": {
-    path: "/analytics/orders/customers?status=open&limit=10",
+    path: "/analytics/orders/customers?status=pending&limit=10",
     show(card, answer) {
       draw("customers", "bar", {
         labels: answer.rows.map(r => `${label(r.customer_name)} (#${label(r.customer_id)})`),

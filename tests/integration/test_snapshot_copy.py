@@ -1,0 +1,64 @@
+"""The parallel initial copy: block ranges over several connections, and restarts."""
+
+from datetime import UTC, datetime
+
+import duckdb
+import psycopg
+
+from acme.capture.catalog import published_tables
+from acme.capture.snapshot import ParallelCopy, begin_snapshot, plan_parts
+from acme.source.seed import SeedPlan, seed
+from acme.warehouse.store import Warehouse
+from tests.fix_sync import sync_once
+from tests.fix_workload import (
+    assert_history_well_formed,
+    assert_same_state,
+    source_state,
+    warehouse_state,
+)
+
+
+def test_block_ranges_over_several_connections_copy_every_row_once(source_db):
+    seed(source_db.app_dsn, SeedPlan.for_orders(3_000, seed=5))
+    with psycopg.connect(source_db.cdc_dsn, autocommit=True) as conn:
+        point = begin_snapshot(conn, None)
+        tables = published_tables(conn, source_db.publication)
+        parts = plan_parts(conn, tables, part_pages=4)
+        expected = {table.spec.name: sorted(row[0] for row in conn.execute(
+            f"SELECT {table.spec.key[0]} FROM {table.qualified}")) for table in tables}
+        with psycopg.connect(source_db.app_dsn, autocommit=True) as app:
+            app.execute("INSERT INTO operations.orders (status) VALUES ('AFTER THE SNAPSHOT')")
+        copied: dict[str, list[int]] = {name: [] for name in expected}
+        with ParallelCopy(source_db.cdc_dsn, point.name, parts, connections=3) as copy:
+            for batch in copy:
+                key = next(t.spec.key[0] for t in tables if t.spec.name == batch.table)
+                copied[batch.table] += batch.batch.column(key).to_pylist()
+        conn.execute("COMMIT")
+
+    assert sum(1 for part in parts if part.table.spec.name == "order_items") > 3
+    assert {name: sorted(ids) for name, ids in copied.items()} == expected
+
+
+def test_leftovers_of_an_interrupted_snapshot_are_replaced(source_db, warehouse_path):
+    seed(source_db.app_dsn, SeedPlan.for_orders(2_000, seed=6))
+    # What a crash between the history and the current commits leaves: rows, no checkpoint.
+    warehouse = Warehouse.open(warehouse_path)
+    with psycopg.connect(source_db.cdc_dsn) as conn:
+        for table in published_tables(conn, source_db.publication):
+            warehouse.ensure_table(table.spec, {})
+    warehouse.db.execute("INSERT INTO history.orders (order_id, status, _op) "
+                         "VALUES (1, 'LEFTOVER', 'snapshot'), (-5, 'LEFTOVER', 'snapshot')")
+    assert warehouse.checkpoint() is None
+    warehouse.close()
+
+    sync_once(source_db, warehouse_path)
+
+    with psycopg.connect(source_db.app_dsn) as conn:
+        expected = source_state(conn)
+    with duckdb.connect(str(warehouse_path), read_only=True) as store:
+        leftovers = store.execute("SELECT count(*) FROM history.orders "
+                                  "WHERE status = 'LEFTOVER'").fetchone()[0]
+    assert leftovers == 0
+    assert_same_state(expected, warehouse_state(warehouse_path), "current")
+    assert_same_state(expected, warehouse_state(warehouse_path, datetime.now(UTC)), "history")
+    assert_history_well_formed(warehouse_path)
