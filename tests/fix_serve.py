@@ -47,7 +47,10 @@ def serving(db: SourceDB, warehouse: Path, **env_extra: str) -> Iterator[Served]
         process = subprocess.Popen([sys.executable, "-m", "acme", "serve", "--port",
                                     str(port)], env=env, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=url, timeout=60)
+    # With a token configured, every request but /health must carry it, the readiness probe too.
+    token = env_extra.get("ACME_API_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    client = httpx.Client(base_url=url, timeout=60, headers=headers)
     served = Served(client, warehouse, env, process, url, stderr_path)
     try:
         deadline = time.monotonic() + 60

@@ -2,11 +2,6 @@
 first, the optional bearer token, 404 for an unknown order, and `status` on customers."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import httpx
 import psycopg
@@ -16,6 +11,7 @@ from acme.ports import free_port
 from acme.reports.access import serve_marker
 from acme.source.seed import SeedPlan, seed
 from tests.e2e.cli import acme, assert_one_line_error
+from tests.fix_serve import serving
 
 TOKEN = "s3cret-token"
 
@@ -24,31 +20,9 @@ TOKEN = "s3cret-token"
 def guarded(source_db, tmp_path):
     """`acme serve` with a token and a configured pending list; yields (url, env, warehouse)."""
     seed(source_db.app_dsn, SeedPlan.for_orders(2000, seed=3))
-    port = free_port()
-    warehouse = tmp_path / "guarded.duckdb"
-    env = {**os.environ, "ACME_SOURCE_DSN": source_db.cdc_dsn, "ACME_WAREHOUSE": str(warehouse),
-           "ACME_SLOT": source_db.slot, "ACME_API_TOKEN": TOKEN,
-           "ACME_PENDING_STATUSES": '["PENDING"]'}
-    process = subprocess.Popen([sys.executable, "-m", "acme", "serve", "--port", str(port)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stderr.read()
-            try:
-                status = httpx.get(f"{url}/status", headers=headers, timeout=5)
-                if status.status_code == 200 and status.json()["checkpoint_lsn"]:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        yield url, env, warehouse
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
+    with serving(source_db, tmp_path / "guarded.duckdb", ACME_API_TOKEN=TOKEN,
+                 ACME_PENDING_STATUSES='["PENDING"]') as served:
+        yield served.url, served.env, served.warehouse
 
 
 def test_a_second_serve_is_refused_and_the_first_stays_reachable(guarded):
