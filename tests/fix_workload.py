@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import duckdb
 import psycopg
+from psycopg.types.string import TextLoader
 
 from acme.source.provision import TABLES
 
@@ -23,7 +24,10 @@ class Moment:
 
 
 def source_state(conn: psycopg.Connection) -> dict[str, list[tuple]]:
-    return {table: conn.execute(f"SELECT * FROM operations.{table} ORDER BY {KEYS[table]}")
+    cursor = conn.cursor()
+    # The warehouse keeps an unconstrained numeric as PostgreSQL's exact text: compare that.
+    cursor.adapters.register_loader("numeric", TextLoader)
+    return {table: cursor.execute(f"SELECT * FROM operations.{table} ORDER BY {KEYS[table]}")
             .fetchall() for table in TABLES}
 
 

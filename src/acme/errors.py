@@ -56,3 +56,17 @@ class OutputError(TerminalError):
 
 class LakeError(TerminalError):
     """The Iceberg lake cannot be used as asked (extra not installed, catalog refused)."""
+
+
+class UnstorableValue(WarehouseError):
+    """A source value the warehouse column cannot hold: sync stops before applying it."""
+
+    @classmethod
+    def at(cls, table: str, column: str, kind: str, value: str, lsn: str) -> "UnstorableValue":
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        shown = shown.replace("\n", "\\n").replace("\r", "\\r")
+        return cls(
+            f"cannot store {shown!r} in {table}.{column} ({kind}) at LSN {lsn}; nothing from "
+            f"that transaction on was applied: widen the warehouse column (ALTER TABLE "
+            f"history.\"{table}\" ALTER COLUMN \"{column}\" TYPE VARCHAR, and the same for "
+            f"current.\"{table}\") or fix the value in the source, then run `acme sync` again")

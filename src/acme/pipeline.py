@@ -24,13 +24,15 @@ from acme.capture.replication import DEFAULT_RECEIVE_TIMEOUT, ReplicationStream
 from acme.capture.transactions import Committed, RowChange, TableTruncate, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
 from acme.classification import StatusClassification
-from acme.errors import SlotInUse, TransientError, WarehouseError
+from acme.errors import SlotInUse, TransientError, UnstorableValue, WarehouseError
 from acme.initial_copy import CopyStopped, prepare_warehouse
 from acme.source.connect import connect
 from acme.warehouse.apply import BatchApplier
 from acme.warehouse.ownership import SourceIdentity, check_no_gap
 from acme.warehouse.stage import ChangeStager
+from acme.warehouse.stopped import record_stopped
 from acme.warehouse.store import Checkpoint, Warehouse, storage_failure
+from acme.warehouse.tables import warehouse_name
 
 ROW_MESSAGE_KINDS = (b"I", b"U", b"D", b"T")
 IDLE_POLL_SECONDS = 0.05
@@ -169,6 +171,9 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
             _check_slot_owned(options, warehouse)
             return _Streamer(stream, warehouse, options, warehouse.checkpoint(), observer).run(
                 stop, target_lsn)
+        except UnstorableValue as error:
+            record_stopped(warehouse.db, str(error))  # the batch rolled back: on its own
+            raise
         except (TransientError, SlotInUse, duckdb.Error, WarehouseError) as error:
             reason = _retryable(error, warehouse, reconnecting)
             delay = backoff.next_delay()
@@ -324,7 +329,8 @@ class _Streamer:
         if not self.batch_changes:
             self.batch_started = time.monotonic()
         self.batch_changes += 1
-        self.batch_by_table[(change.relation.name, change.op)] += 1
+        self.batch_by_table[(warehouse_name(change.relation.namespace, change.relation.name),
+                             change.op)] += 1
         chunk = self.stager.add(change, self.begin.commit_time, self.begin.final_lsn)
         if chunk is not None:
             self._submit(self.applier.stage, chunk)
@@ -334,7 +340,8 @@ class _Streamer:
             self._submit(self.applier.stage, chunk)
         self._submit(self.applier.truncate, truncate.relations, self.begin.commit_time)
         self.batch_changes += 1
-        self.batch_by_table.update((relation.name, "T") for relation in truncate.relations)
+        self.batch_by_table.update((warehouse_name(relation.namespace, relation.name), "T")
+                                  for relation in truncate.relations)
 
     def _committed(self, commit: Committed) -> bool:
         """Note a committed transaction; returns whether the batch is due."""

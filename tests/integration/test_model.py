@@ -39,7 +39,7 @@ def test_model_prices_lines_at_order_time_and_tracks_status_moves(source_db, war
         statuses = dict(db.execute("SELECT status, is_open FROM model.dim_status").fetchall())
         date = db.execute("SELECT day_name, is_weekend FROM model.dim_date "
                           "WHERE date_key = 20261128").fetchone()
-    assert [p[1:] for p in products] == [(Decimal("2.5"), False), (Decimal("3.1"), True)]
+    assert [p[1:] for p in products] == [("2.50", False), ("3.10", True)]
     # the order was created while the price was 2.50: its line keeps that price
     assert line == [(4, Decimal("2.5"), Decimal("10.0"), "Delivered", False, 20261128, True,
                      products[0][0])]

@@ -63,8 +63,9 @@ def test_rows_deleted_altered_or_added_behind_its_back_are_named(synced):
                           [customer])
         product = warehouse.execute("SELECT min(product_id) FROM current.products").fetchone()[0]
         # A change only a price's last decimal place shows.
-        warehouse.execute("UPDATE current.products SET unity_price = unity_price + 0.01 "
-                          "WHERE product_id = $1", [product])
+        warehouse.execute("UPDATE current.products SET unity_price = CAST(CAST(unity_price "
+                          "AS DECIMAL(18,2)) + 0.01 AS VARCHAR) WHERE product_id = $1",
+                          [product])
         warehouse.execute("INSERT INTO current.order_items (order_item_id, quanity) "
                           "VALUES (987654321, 1)")
     with duckdb.connect(str(path), read_only=True) as warehouse:

@@ -12,17 +12,18 @@ import psycopg
 from acme.config import mask_dsn
 from acme.errors import AcmeError, SlotInUse, SourceMisconfigured, SourceRejected
 from acme.source.connect import connect
-from acme.warehouse.tables import TableSpec, duckdb_type
+from acme.warehouse.tables import TableSpec, duckdb_type, quote, warehouse_name
 
 
 @dataclass(frozen=True)
 class SourceTable:
     schema: str
+    name: str  # in the source; `spec.name` is the warehouse's name for it
     spec: TableSpec
 
     @property
     def qualified(self) -> str:
-        return f'"{self.schema}"."{self.spec.name}"'
+        return f"{quote(self.schema)}.{quote(self.name)}"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def check_source(conn: psycopg.Connection, dsn: str, slot: str, publication: str
     for table in published_tables(conn, publication):
         if not table.spec.key:
             raise SourceMisconfigured(
-                f"published table {table.schema}.{table.spec.name} has no primary key; "
+                f"published table {table.schema}.{table.name} has no primary key; "
                 "add one (ALTER TABLE ... ADD PRIMARY KEY) so its changes can be keyed")
     row = conn.execute(
         "SELECT plugin, database, active_pid FROM pg_replication_slots WHERE slot_name = %s",
@@ -121,9 +122,10 @@ def published_tables(conn: psycopg.Connection, publication: str) -> list[SourceT
             """SELECT attname, atttypid, atttypmod FROM pg_attribute
                WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum""",
             (oid,)).fetchall()
-        spec = TableSpec(name, tuple((c, duckdb_type(t, m)) for c, t, m in columns),
+        spec = TableSpec(warehouse_name(schema, name),
+                         tuple((c, duckdb_type(t, m)) for c, t, m in columns),
                          _primary_key(conn, oid))
-        tables.append(SourceTable(schema, spec))
+        tables.append(SourceTable(schema, name, spec))
     return tables
 
 

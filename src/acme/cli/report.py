@@ -185,6 +185,10 @@ def status(warehouse: Path = WarehouseOption,
         info = answers.status()
     finally:
         answers.close()
+    stopped = info.get("stopped")
+    if stopped:
+        console.print(f"sync STOPPED since {stopped['since']}: {stopped['reason']}",
+                      style="bold red", markup=False, highlight=False, soft_wrap=True)
     console.print(f"checkpoint LSN: {info['checkpoint_lsn'] or '-'}")
     console.print(f"source commit reflected: {info['source_commit_time'] or '-'}")
     _print_source_lag(source_dsn, slot_name, info["checkpoint_lsn"],

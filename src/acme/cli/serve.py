@@ -33,10 +33,10 @@ from acme.cli.sync import (
     stop_on_signals,
 )
 from acme.config import Settings, load_settings
-from acme.errors import ConfigError, WarehouseError
+from acme.errors import ConfigError, UnstorableValue, WarehouseError
 from acme.observe import Observers
 from acme.observe.lag import SourceLagPoller
-from acme.observe.logs import json_enabled, log_event
+from acme.observe.logs import json_enabled, log_error, log_event
 from acme.observe.metrics import PipelineMetrics
 from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
 from acme.ports import check_port_free
@@ -64,6 +64,11 @@ class LiveWarehouse(SyncObserver):
     def batch_applied(self, stats: BatchStats) -> None:
         self.answers.invalidate()
 
+    def read_only(self, path: Path) -> None:
+        """After the pipeline stopped and closed the file: keep answering from it."""
+        self.db = Warehouse.open(path, read_only=True).db
+        self.answers.invalidate()
+
 
 def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
                observer: SyncObserver, stop: threading.Event,
@@ -89,16 +94,32 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
                                            uvicorn.config.LOGGING_CONFIG))
     poller = SourceLagPoller(options.dsn, options.slot, metrics.lag_sampled, metrics.error)
     failure: list[BaseException] = []
+    stuck: list[UnstorableValue] = []  # sync stopped; the API still serves
 
     def pipeline() -> None:
         try:
             run_sync(options, stop, watchers)
+        except UnstorableValue as error:
+            # Stopped at a change it cannot apply (recorded in the warehouse): the API keeps
+            # answering from what was applied, and /status says why it no longer moves.
+            metrics.error(error)
+            try:
+                live.read_only(Path(options.warehouse))
+            except WarehouseError:  # stopped in the first copy: no warehouse to serve
+                failure.append(error)
+            else:
+                stuck.append(error)
+                if json_enabled():
+                    log_error(error)
+                else:
+                    err_console.print(f"[bold red]sync stopped:[/] {error}", highlight=False,
+                                      soft_wrap=True)
+                return
         except BaseException as error:  # reported by the main thread
             if isinstance(error, Exception):
                 metrics.error(error)
             failure.append(error)
-        finally:
-            server.should_exit = True
+        server.should_exit = True
 
     announced: list[str] = []
 
@@ -128,8 +149,8 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
         poller.stop()
         if announced:
             serve_marker(Path(options.warehouse)).unlink(missing_ok=True)
-    if failure:
-        raise failure[0]
+    if failure or stuck:
+        raise (failure or stuck)[0]
 
 
 def check_not_served(warehouse: Path) -> None:

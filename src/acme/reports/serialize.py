@@ -28,7 +28,9 @@ def status_payload(info: WarehouseStatus) -> dict[str, Any]:
             "source_commit_time": plain(info.source_commit_time),
             "seconds_since_source_commit": info.seconds_behind_commit,
             "now": datetime.now(UTC).isoformat(),
-            "rows": {f"{c.layer}.{c.table}": c.rows for c in info.counts}}
+            "rows": {f"{c.layer}.{c.table}": c.rows for c in info.counts},
+            "stopped": None if info.stopped is None else
+            {"reason": info.stopped.reason, "since": plain(info.stopped.stopped_at)}}
 
 
 def lag_payload(sample: LagSample | None) -> dict[str, Any] | None:

@@ -18,6 +18,8 @@ import pyarrow as pa
 
 from acme.capture.pgoutput import Relation
 from acme.classification import StatusClassification
+from acme.errors import UnstorableValue
+from acme.lsn import format_lsn
 from acme.warehouse.merge import (
     STAGE_BOOKKEEPING,
     create_stage_sql,
@@ -27,9 +29,11 @@ from acme.warehouse.merge import (
     net_table,
     stage_table,
     truncate_sql,
+    unstorable_sql,
 )
 from acme.warehouse.report_state import ReportState
 from acme.warehouse.stage import StageChunk
+from acme.warehouse.stopped import clear_stopped, read_stopped
 from acme.warehouse.store import Checkpoint, Warehouse
 from acme.warehouse.tables import TableSpec, quote
 
@@ -55,6 +59,7 @@ class BatchApplier:
         self.staged: dict[str, _Staged] = {}
         self.in_batch = False
         self.applied = 0
+        self.was_stopped = read_stopped(self.db) is not None  # cleared by the next commit
 
     def stage(self, chunk: StageChunk) -> None:
         """Add a chunk of row changes to the open batch."""
@@ -101,7 +106,10 @@ class BatchApplier:
         self._begin()
         self._merge()
         self.warehouse.write_checkpoint(checkpoint)
+        if self.was_stopped:
+            clear_stopped(self.db)
         self.db.execute("COMMIT")
+        self.was_stopped = False
         self.in_batch = False
         applied, self.applied = self.applied, 0
         return applied
@@ -129,11 +137,21 @@ class BatchApplier:
             spec = self.warehouse.ensure_table(TableSpec.from_relation(relation), self.tables)
         return spec
 
+    def _check_values(self, spec: TableSpec) -> None:
+        """Stop (the batch rolls back) at the first value a column cannot hold."""
+        query = unstorable_sql(spec, stage_table(spec))
+        found = self.db.execute(query).fetchone() if query else None
+        if found is not None:
+            column, value, lsn = found
+            raise UnstorableValue.at(spec.name, column, dict(spec.columns)[column], value,
+                                     format_lsn(lsn))
+
     def _merge(self) -> None:
         """Merge everything staged so far into history, current and the report state."""
         if not self.staged:
             return
         for staged in self.staged.values():
+            self._check_values(staged.spec)
             for identity in staged.identities:
                 for statement in find_key_sql(staged.spec, identity):
                     self.db.execute(statement)

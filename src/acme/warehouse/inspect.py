@@ -7,6 +7,7 @@ from typing import Any
 import duckdb
 
 from acme.lsn import format_lsn
+from acme.warehouse.stopped import SyncStopped, read_stopped
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class WarehouseStatus:
     source_commit_time: datetime | None
     seconds_behind_commit: float | None  # now - last applied source commit
     counts: tuple[LayerCounts, ...]
+    stopped: SyncStopped | None = None  # sync stopped at a change it cannot apply
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,14 @@ def warehouse_status(db: duckdb.DuckDBPyConnection) -> WarehouseStatus:
         counts = tuple(LayerCounts(*count) for count in cursor.execute(
             """SELECT layer, name, row_count FROM _acme.row_counts
                ORDER BY layer, name""").fetchall())
+        stopped = read_stopped(cursor)
         cursor.execute("COMMIT")
     finally:
         cursor.close()
     if row is None:
-        return WarehouseStatus(None, None, None, counts)
+        return WarehouseStatus(None, None, None, counts, stopped)
     behind = (datetime.now(UTC) - row[1]).total_seconds() if row[1] else None
-    return WarehouseStatus(format_lsn(row[0]), row[1], behind, counts)
+    return WarehouseStatus(format_lsn(row[0]), row[1], behind, counts, stopped)
 
 
 def _records(cursor: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], ...]:

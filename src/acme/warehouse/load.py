@@ -24,9 +24,11 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from acme.capture.snapshot import CopiedBatch
-from acme.warehouse.merge import literal
+from acme.errors import UnstorableValue
+from acme.lsn import format_lsn
+from acme.warehouse.merge import literal, unstorable_sql
 from acme.warehouse.store import Warehouse
-from acme.warehouse.tables import TableSpec, quote
+from acme.warehouse.tables import TableSpec, cast_sql, quote, text_columns
 
 BATCH_NAME = "snapshot_raw"
 QUEUED_BATCHES = 2
@@ -41,7 +43,7 @@ MEMORY_LIMIT = "384MB"
 
 def history_sql(spec: TableSpec, valid_from: datetime, lsn: int) -> str:
     """Insert one copied batch (`snapshot_raw`) as first versions, cast to the column types
-    (a no-op for typed columns; numeric arrives as its exact text)."""
+    (a no-op for binary columns; `text_columns` arrive as PostgreSQL's text)."""
     since = f"CAST({literal(valid_from.isoformat())} AS TIMESTAMPTZ)"
     return f"""
         INSERT INTO history.{quote(spec.name)} ({_columns(spec)}, _valid_from, _valid_to, _op, _lsn)
@@ -59,7 +61,17 @@ def _columns(spec: TableSpec) -> str:
 
 
 def _values(spec: TableSpec) -> str:
-    return ", ".join(f"CAST({quote(name)} AS {kind})" for name, kind in spec.columns)
+    as_text = set(text_columns(spec))
+    return ", ".join(cast_sql(quote(name), kind) if name in as_text else quote(name)
+                     for name, kind in spec.columns)
+
+
+def unstorable_check_sql(spec: TableSpec, lsn: int) -> str | None:
+    """The first value of a copied batch its column cannot hold, as (column, value, lsn)."""
+    as_text = set(text_columns(spec))
+    checked = TableSpec(spec.name, tuple(c for c in spec.columns if c[0] in as_text), spec.key)
+    return unstorable_sql(checked, f"(SELECT *, {int(lsn)}::UBIGINT AS _lsn FROM {BATCH_NAME})",
+                          "_lsn")
 
 
 def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
@@ -79,8 +91,10 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
                                        for spec in specs}, "history"),
                    _Writer(warehouse, {spec.name: current_sql(spec) for spec in specs},
                            "current")]
+        checks = _ValueChecks(warehouse, specs, lsn)
         try:
             for copied in batches:
+                checks.check(copied)
                 for writer in writers:
                     writer.put(copied)
                 rows += copied.batch.num_rows
@@ -95,6 +109,25 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
     with warehouse.transaction():
         finish()
     return rows
+
+
+class _ValueChecks:
+    """Finds, before a copied batch is written, the first value its column cannot hold."""
+
+    def __init__(self, warehouse: Warehouse, specs: list[TableSpec], lsn: int):
+        self.db = warehouse.db.cursor()
+        self.checks = {spec.name: (spec, unstorable_check_sql(spec, lsn)) for spec in specs}
+
+    def check(self, copied: CopiedBatch) -> None:
+        spec, check = self.checks[copied.table]
+        if check is None:
+            return
+        snapshot_raw = copied.batch  # noqa: F841 -- found by name (see module doc)
+        found = self.db.execute(check).fetchone()
+        if found is not None:
+            column, value, lsn = found
+            raise UnstorableValue.at(spec.name, column, dict(spec.columns)[column], value,
+                                     format_lsn(lsn))
 
 
 @contextmanager

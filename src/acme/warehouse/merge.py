@@ -14,7 +14,7 @@ size fits.
 4. current: replace each touched key by its last state (or drop it if that was a delete).
 """
 
-from acme.warehouse.tables import TableSpec, quote
+from acme.warehouse.tables import TableSpec, cast_sql, quote, try_cast_sql
 
 VERSION_OP = "CASE _op WHEN 'I' THEN 'insert' ELSE 'update' END"
 STAGE_BOOKKEEPING = (("_seq", "BIGINT"), ("_op", "VARCHAR"), ("_commit_ts", "TIMESTAMPTZ"),
@@ -60,7 +60,7 @@ def find_key_sql(spec: TableSpec, identity: tuple[str, ...]) -> tuple[str, str]:
     by_literal = "[" + ", ".join(literal(name) for name in identity) + "]"
     staged_match = " AND ".join(f"r.{quote(c)} = s.{quote(c)}" for c in identity)
     current_match = " AND ".join(
-        f"CAST(r.{quote(c)} AS {kinds[c]}) = c.{quote(c)}" for c in identity)
+        f"{cast_sql(f'r.{quote(c)}', kinds[c])} = c.{quote(c)}" for c in identity)
     found = ", ".join(
         f"coalesce(s.{quote(k)}, CAST(c.{quote(k)} AS VARCHAR)) AS {quote(k)}" for k in spec.key)
     assign = ", ".join(f"{quote(k)} = f.{quote(k)}" for k in spec.key)
@@ -84,9 +84,9 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
         # apart from "unchanged" (a NULL struct) when carrying the last known value forward.
         # A delete carries no values: the row's values before it stay the last known ones.
         wrapped = ", ".join(
-            f"CAST({quote(name)} AS {kind}) AS {quote(name)}" if name in spec.key else
+            f"{cast_sql(quote(name), kind)} AS {quote(name)}" if name in spec.key else
             f"CASE WHEN _op = 'D' OR list_contains(_unchanged, {literal(name)}) THEN NULL "
-            f"ELSE {{'v': CAST({quote(name)} AS {kind})}} END AS {quote(name)}"
+            f"ELSE {{'v': {cast_sql(quote(name), kind)}}} END AS {quote(name)}"
             for name, kind in spec.columns)
         carried = ", ".join(
             f"s.{quote(name)}" if name in spec.key else
@@ -101,7 +101,7 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
             WINDOW w AS (PARTITION BY {', '.join(f's.{quote(k)}' for k in spec.key)}
                          ORDER BY s._seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"""
     else:
-        values = ", ".join(f"CAST({quote(name)} AS {kind}) AS {quote(name)}"
+        values = ", ".join(f"{cast_sql(quote(name), kind)} AS {quote(name)}"
                            for name, kind in spec.columns)
         typed = f"SELECT _seq, _op, _commit_ts, _lsn, {values} FROM {stage_table(spec)}"
     columns = _columns(spec)
@@ -120,6 +120,22 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
                     WINDOW t AS (PARTITION BY {keys}, _lsn ORDER BY _seq))
               -- born and gone inside one transaction: never visible
               WHERE _last = 1 AND NOT (_first_op = 'I' AND _op = 'D'))"""
+
+
+def unstorable_sql(spec: TableSpec, rows: str, order: str = "_seq") -> str | None:
+    """The first row of `rows` (PostgreSQL's text of each value, plus `_lsn`) holding a value
+    its column's type cannot hold, as (column, value, lsn), in one scan; None when no column
+    can refuse one (all VARCHAR)."""
+    tests = [(name, f"({quote(name)} IS NOT NULL AND "
+                    f"{try_cast_sql(quote(name), kind)} IS NULL)")
+             for name, kind in spec.columns if kind.upper() != "VARCHAR"]
+    if not tests:
+        return None
+    column = " ".join(f"WHEN {test} THEN {literal(name)}" for name, test in tests)
+    value = " ".join(f"WHEN {test} THEN CAST({quote(name)} AS VARCHAR)" for name, test in tests)
+    return f"""
+        SELECT CASE {column} END, CASE {value} END, _lsn FROM {rows}
+        WHERE {' OR '.join(test for _, test in tests)} ORDER BY {order} LIMIT 1"""
 
 
 def merge_sql(spec: TableSpec) -> tuple[str, str, str, str]:

@@ -31,6 +31,12 @@ def model_sql(classification: StatusClassification) -> list[str]:
         f"""CREATE OR REPLACE MACRO model.is_pending_status(s) AS
             CASE WHEN len({pending}) = 0 THEN model.is_open_status(s)
                  ELSE coalesce(list_contains({pending}, upper(trim(s))), false) END""",
+        # An unconstrained numeric is kept as PostgreSQL's exact text (`tables.py`); this is
+        # its DECIMAL(38,10) value where that holds it exactly, else NULL (NaN, Infinity, more
+        # than 28 integer or 10 decimal digits): never a silently rounded number.
+        r"""CREATE OR REPLACE MACRO model.exact_decimal(v) AS
+            CASE WHEN regexp_full_match(CAST(v AS VARCHAR), '-?[0-9]{1,28}(\.[0-9]{0,10})?')
+                 THEN CAST(CAST(v AS VARCHAR) AS DECIMAL(38,10)) END""",
         """CREATE TABLE IF NOT EXISTS model.dim_date AS
            SELECT CAST(strftime(d, '%Y%m%d') AS INTEGER) AS date_key, CAST(d AS DATE) AS date,
                   year(d) AS year, quarter(d) AS quarter, month(d) AS month,
@@ -45,7 +51,8 @@ def model_sql(classification: StatusClassification) -> list[str]:
            FROM history.customers""",
         """CREATE OR REPLACE VIEW model.dim_product AS
            SELECT hash(product_id, _valid_from) AS product_key, product_id, product_name,
-                  barcode, unity_price, is_active, _valid_from AS valid_from,
+                  barcode, unity_price, model.exact_decimal(unity_price) AS unit_price,
+                  is_active, _valid_from AS valid_from,
                   _valid_to AS valid_to, _valid_to IS NULL AS is_current
            FROM history.products""",
         """CREATE OR REPLACE VIEW model.dim_status AS
@@ -59,8 +66,8 @@ def model_sql(classification: StatusClassification) -> list[str]:
                   o.status, model.is_open_status(o.status) AS is_open,
                   model.is_pending_status(o.status) AS is_pending,
                   o.customer_id, c.customer_key, i.product_id, p.product_key,
-                  i.quanity AS quantity, p.unity_price AS unit_price,
-                  i.quanity * p.unity_price AS amount
+                  i.quanity AS quantity, p.unit_price,
+                  i.quanity * p.unit_price AS amount
            FROM current.order_items AS i
            JOIN current.orders AS o ON o.order_id = i.order_id
            LEFT JOIN (SELECT *, CASE WHEN row_number() OVER (PARTITION BY product_id

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from acme.capture.pgoutput import UNCHANGED, Relation
 from acme.capture.transactions import RowChange
+from acme.warehouse.tables import warehouse_name
 
 COMMIT_TS = pa.timestamp("us", tz="UTC")
 CHUNK_ROWS = 50_000
@@ -86,7 +87,7 @@ class ChangeStager:
         self.seq = 0
 
     def add(self, change: RowChange, commit_time: datetime, commit_lsn: int) -> StageChunk | None:
-        name = change.relation.name
+        name = warehouse_name(change.relation.namespace, change.relation.name)
         rows = self.tables.get(name)
         if rows is None:
             rows = self.tables[name] = _TableRows()

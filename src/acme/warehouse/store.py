@@ -13,7 +13,8 @@ Layout (a public interface: analysts open this file directly):
   these counters instead of counting);
 - `_acme.history_begins`: the moment the first checkpoint (the initial copy) reflects: as-of
   questions before it have no answer;
-- `_acme.report_state`: the classification the report state (`reports.*`) was built with.
+- `_acme.report_state`: the classification the report state (`reports.*`) was built with;
+- `_acme.sync_stopped`: why sync stopped at a change it cannot apply (see `stopped.py`).
 """
 
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ import duckdb
 from acme.capture.visibility import SnapshotVisibility
 from acme.errors import WarehouseError
 from acme.warehouse.ownership import SourceIdentity
+from acme.warehouse.stopped import STOPPED_DDL
 from acme.warehouse.tables import TableSpec, quote
 
 BOOTSTRAP = [
@@ -62,6 +64,7 @@ BOOTSTRAP = [
            recorded_at TIMESTAMPTZ NOT NULL)""",
     # Idle confirms move the slot past the last applied commit: each is recorded first.
     "ALTER TABLE _acme.checkpoint ADD COLUMN IF NOT EXISTS confirmed_lsn UBIGINT",
+    STOPPED_DDL,
 ]
 MEMORY_LIMIT = "500MB"
 # How DuckDB words a file it cannot write: the disk is full or the file is read-only. These

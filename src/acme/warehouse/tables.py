@@ -1,16 +1,28 @@
-"""How a source table looks in the warehouse: columns with DuckDB types, and its key.
+"""How a source table looks in the warehouse: its name, columns with DuckDB types, and its key.
 
-PostgreSQL types map to exact DuckDB types: numeric stays DECIMAL (the declared precision and
-scale, or DECIMAL(38,10) when unconstrained), timestamps keep microseconds, text stays text.
-Streamed values arrive as PostgreSQL text and copied numerics as their text; DuckDB casts
-both with the same rules, so a value reads the same whichever path brought it.
+Each PostgreSQL type maps to a DuckDB type that holds its values exactly, or to VARCHAR holding
+PostgreSQL's own text (exact, whatever the value):
+- numeric(p,s) with p <= 38 -> DECIMAL(p,s); unconstrained numeric (and p > 38) -> VARCHAR,
+  the exact text: every digit, and NaN/Infinity, kept (DuckDB's DECIMAL stops at 38 digits);
+- int2/4/8, oid, bool, float4/8 (NaN and +-Infinity included), uuid -> their DuckDB types;
+- date, timestamp, timestamptz, time -> DATE, TIMESTAMP, TIMESTAMPTZ, TIME: BC and +-infinity
+  included (PostgreSQL's `... BC` is rewritten to DuckDB's `(BC)` form before the cast);
+- everything else (text, varchar, interval, jsonb, bytea, arrays, ...) -> VARCHAR, as text.
+Streamed values arrive as PostgreSQL text and copied values (`text_columns`) as their text too,
+cast by the same `cast_sql`, so a value reads the same whichever path brought it. A value a
+column still cannot hold (numeric(p,s)'s NaN; a timestamp past DuckDB's year 294247) is found
+by `try_cast_sql` before anything is written, and stops sync with one line.
+
+Tables are keyed by schema and name: `warehouse_name` gives ACME's `operations` tables their
+own name and every other table `<schema>.<table>`, a name no other source table can get.
 """
 
 from dataclasses import dataclass
 
 from acme.capture.pgoutput import Relation
 
-UNCONSTRAINED_NUMERIC = "DECIMAL(38,10)"
+UNCONSTRAINED_NUMERIC = "VARCHAR"
+HOME_SCHEMA = "operations"  # ACME's schema: its tables keep their own names
 _TYPES = {
     16: "BOOLEAN",
     20: "BIGINT",
@@ -38,6 +50,51 @@ def duckdb_type(type_oid: int, type_modifier: int) -> str:
     return _TYPES.get(type_oid, "VARCHAR")
 
 
+# Types whose copied (binary) values DuckDB reads exactly; any other column is copied as text.
+BINARY_EXACT = frozenset({"BOOLEAN", "BIGINT", "SMALLINT", "INTEGER", "UBIGINT", "REAL",
+                          "DOUBLE"})
+_DATETIME = frozenset({"DATE", "TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"})
+
+
+def _from_postgres_text(text: str, kind: str) -> str:
+    if kind.upper() in _DATETIME:  # '0044-03-15 10:00:00 BC' -> '0044-03-15 (BC) 10:00:00'
+        return (f"CASE WHEN suffix({text}, ' BC') "
+                f"THEN regexp_replace({text}, '^(\\S+)(.*) BC$', '\\1 (BC)\\2') "
+                f"ELSE {text} END")
+    return text
+
+
+def cast_sql(text: str, kind: str) -> str:
+    """SQL casting PostgreSQL's text of a value (`text`, an expression) to `kind`."""
+    if kind.upper() == "VARCHAR":
+        return text
+    return f"CAST({_from_postgres_text(text, kind)} AS {kind})"
+
+
+def try_cast_sql(text: str, kind: str) -> str:
+    """Like `cast_sql`, but NULL where the value does not fit."""
+    return f"TRY_CAST({_from_postgres_text(text, kind)} AS {kind})"
+
+
+def text_columns(spec: "TableSpec") -> tuple[str, ...]:
+    """The columns a copy reads as text (cast by `cast_sql`), not as binary values."""
+    return tuple(name for name, kind in spec.columns if kind.upper() not in BINARY_EXACT)
+
+
+def warehouse_name(schema: str, table: str) -> str:
+    """The warehouse's name for a source table: its own name in `operations`, else
+    `<schema>.<table>` (a dot or backslash inside either part escaped with a backslash, and an
+    `operations` table whose name holds one named the long way too), so two source tables can
+    never share a name."""
+    if schema == HOME_SCHEMA and not any(c in table for c in ".\\"):
+        return table
+
+    def escaped(part: str) -> str:
+        return part.replace("\\", "\\\\").replace(".", "\\.")
+
+    return f"{escaped(schema)}.{escaped(table)}"
+
+
 def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
@@ -51,7 +108,7 @@ class TableSpec:
     @classmethod
     def from_relation(cls, relation: Relation) -> "TableSpec":
         return cls(
-            relation.name,
+            warehouse_name(relation.namespace, relation.name),
             tuple((c.name, duckdb_type(c.type_oid, c.type_modifier)) for c in relation.columns),
             relation.key_columns,
         )
