@@ -208,3 +208,14 @@ def test_a_large_transaction_staged_in_many_chunks_applies_as_one(warehouse):
     ).fetchone() == (1000, 500)
     assert warehouse.db.execute(
         "SELECT row_count FROM _acme.row_counts WHERE layer = 'current'").fetchone() == (1000,)
+
+
+def test_warehouse_names_of_source_tables_never_collide():
+    from acme.warehouse.tables import warehouse_name
+
+    tables = [("operations", "orders"), ("archive", "orders"), ("operations", "archive.orders"),
+              ("archive.x", "orders"), ("archive", "x.orders"), ("a\\", "b"), ("a", "\\b"),
+              ("operations", "a\\b"), ("operations.archive", "orders")]
+    names = [warehouse_name(schema, table) for schema, table in tables]
+    assert names[:2] == ["orders", "archive.orders"]
+    assert len(set(names)) == len(names), names

@@ -98,6 +98,12 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
         code = 422 if isinstance(error, ConfigError) else 503
         return JSONResponse({"detail": str(error)}, status_code=code)
 
+    @app.exception_handler(duckdb.ConnectionException)
+    async def _reopening(request: Request, error: duckdb.ConnectionException) -> JSONResponse:
+        # The pipeline closed its connection (it stopped) and a read-only one replaces it.
+        return JSONResponse({"detail": "the warehouse is being reopened; retry"},
+                            status_code=503)
+
     def db() -> duckdb.DuckDBPyConnection:
         live = connection()
         if live is None:

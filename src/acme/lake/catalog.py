@@ -45,13 +45,19 @@ class Lake:
     namespace: str = NAMESPACE
 
     def identifier(self, table: str) -> str:
+        """The table's name as shown to users."""
         return f"{self.namespace}.{table}"
+
+    def reference(self, table: str) -> tuple[str, str]:
+        """The table's identifier for the catalog: a tuple, since a warehouse name may hold
+        a dot (`archive.orders`) that a dotted string would read as a namespace."""
+        return (self.namespace, table)
 
     def table(self, name: str) -> "Table | None":
         from pyiceberg.exceptions import NoSuchTableError
 
         try:
-            return self.catalog.load_table(self.identifier(name))
+            return self.catalog.load_table(self.reference(name))
         except NoSuchTableError:
             return None
 

@@ -147,7 +147,7 @@ class LakeWriter:
         if table is None:
             iceberg, partitioning, order = iceberg_layout(schema, spec.key)
             table = self.lake.catalog.create_table(
-                self.lake.identifier(spec.name), schema=iceberg, partition_spec=partitioning,
+                self.lake.reference(spec.name), schema=iceberg, partition_spec=partitioning,
                 sort_order=order, properties=table_properties(spec.key))
         known = {field.name for field in table.schema().fields}
         missing = [field.name for field in schema if field.name not in known]
