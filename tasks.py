@@ -2,6 +2,9 @@
 
 Creates ./.venv with everything the project needs (only Python 3.11+ is required), then runs
 the demo or the whole test suite inside it. Extra arguments are passed on (to acme or pytest).
+The whole suite (no extra arguments) runs on the embedded PostgreSQL 18, then the integration
+tests run again on PostgreSQL 15 (Debian's `postgresql-15`, or the bin directory named by
+ACME_PG15_BIN): ACME may run an older server.
 """
 
 import os
@@ -12,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
+PG15_BIN = Path(os.environ.get("ACME_PG15_BIN", "/usr/lib/postgresql/15/bin"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 
 
@@ -37,7 +41,17 @@ def main() -> int:
     # The tests cover the optional lake (Iceberg, Daft) too; the demo runs without it.
     ensure_environment("test,lake" if task == "test" else "test")
     if task == "test":
-        return subprocess.run([str(BIN / "pytest"), *extra], cwd=ROOT).returncode
+        if extra:
+            return subprocess.run([str(BIN / "pytest"), *extra], cwd=ROOT).returncode
+        if not (PG15_BIN / "postgres").exists():
+            print(f"PostgreSQL 15 not found in {PG15_BIN}: apt-get install postgresql-15, or "
+                  "set ACME_PG15_BIN to its bin directory", file=sys.stderr)
+            return 1
+        latest = subprocess.run([str(BIN / "pytest")], cwd=ROOT).returncode
+        print(f"integration tests again on PostgreSQL 15 ({PG15_BIN})", flush=True)
+        older = subprocess.run([str(BIN / "pytest"), "tests/integration"], cwd=ROOT,
+                               env={**os.environ, "ACME_TEST_POSTGRES_BIN": str(PG15_BIN)})
+        return latest or older.returncode
     return subprocess.run([str(BIN / "acme"), "demo", *extra], cwd=ROOT).returncode
 
 

