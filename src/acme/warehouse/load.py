@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
+import duckdb
+
 from acme.capture.snapshot import CopiedBatch
 from acme.errors import UnstorableValue
 from acme.lsn import format_lsn
@@ -94,7 +96,6 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
         checks = _ValueChecks(warehouse, specs, lsn)
         try:
             for copied in batches:
-                checks.check(copied)
                 for writer in writers:
                     writer.put(copied)
                 rows += copied.batch.num_rows
@@ -103,6 +104,12 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
                 writer.end()  # each commits on its own thread as soon as it is done
             for writer in writers:
                 writer.wait()
+        except duckdb.Error:
+            # A cast failed: name the value (table, column, LSN) if one cannot be held.
+            for writer in writers:
+                if writer.failed is not None:
+                    checks.check(writer.failed)
+            raise
         finally:
             for writer in writers:
                 writer.close()
@@ -112,7 +119,8 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
 
 
 class _ValueChecks:
-    """Finds, before a copied batch is written, the first value its column cannot hold."""
+    """Finds the first value of a copied batch its column cannot hold (asked once a write
+    failed: nothing to pay while every value fits)."""
 
     def __init__(self, warehouse: Warehouse, specs: list[TableSpec], lsn: int):
         self.db = warehouse.db.cursor()
@@ -153,6 +161,7 @@ class _Writer:
         self.statements = statements
         self.batches: queue.Queue = queue.Queue(maxsize=QUEUED_BATCHES)
         self.error: BaseException | None = None
+        self.failed: CopiedBatch | None = None  # the batch a statement failed on
         self.committed = False
         self.db.execute("BEGIN TRANSACTION")
         self.thread = threading.Thread(target=self._run, name=f"snapshot-{name}", daemon=True)
@@ -162,7 +171,9 @@ class _Writer:
         try:
             while (copied := self.batches.get()) not in (_END, _ABORT):
                 snapshot_raw = copied.batch  # noqa: F841 -- found by name (see module doc)
+                self.failed = copied
                 self.db.execute(self.statements[copied.table])
+                self.failed = None
             if copied is _END:
                 self.db.execute("COMMIT")
                 self.committed = True
