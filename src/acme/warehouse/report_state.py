@@ -41,15 +41,23 @@ class StateTable:
     def qualified(self) -> str:
         return f"reports.{self.name}"
 
-    def create_sql(self) -> str:
+    @property
+    def now(self) -> str:
+        """The open versions only, without `_valid_to`: what a report of now reads."""
+        return f"reports.{self.name}_now"
+
+    def create_sql(self) -> tuple[str, str]:
         columns = [f"{name} {kind}" for name, kind in self.groups]
         columns += [f"{name} BIGINT NOT NULL" for name in self.measures]
-        return (f"CREATE TABLE IF NOT EXISTS {self.qualified} ({', '.join(columns)}, "
-                "_valid_from TIMESTAMPTZ NOT NULL, _valid_to TIMESTAMPTZ)")
+        return (f"CREATE TABLE {self.qualified} ({', '.join(columns)}, "
+                "_valid_from TIMESTAMPTZ NOT NULL, _valid_to TIMESTAMPTZ)",
+                f"CREATE TABLE {self.now} ({', '.join(columns)}, "
+                "_valid_from TIMESTAMPTZ NOT NULL)")
 
     def apply_sql(self, events: str) -> tuple[str, ...]:
         """Fold `events` (groups, `_t`, measure deltas) into the versions: build the new
-        versions, close the open ones they follow, insert those with something to count.
+        versions, close the open ones they follow, insert those with something to count, and
+        replace the changed groups' rows of `now`.
 
         A boundary older than the group's open version (commit times are not strictly
         monotonic in commit order) is moved to that version's start."""
@@ -86,13 +94,20 @@ class StateTable:
                                           _valid_from, _valid_to)
             SELECT {group_list}, {', '.join(self.measures)}, _valid_from, _valid_to
             FROM state_versions WHERE {self.exists}""",
+            f"""
+            DELETE FROM {self.now} AS s
+            USING (SELECT DISTINCT {group_list} FROM state_versions) AS v WHERE {same_v}""",
+            f"""
+            INSERT INTO {self.now} ({group_list}, {', '.join(self.measures)}, _valid_from)
+            SELECT {group_list}, {', '.join(self.measures)}, _valid_from
+            FROM state_versions WHERE _valid_to IS NULL AND ({self.exists})""",
             "DROP TABLE state_versions",
         )
 
-    def close_all_sql(self) -> str:
+    def close_all_sql(self) -> tuple[str, str]:
         """Everything stops counting at $1 (a TRUNCATE)."""
         return (f"UPDATE {self.qualified} SET _valid_to = greatest($1, _valid_from) "
-                "WHERE _valid_to IS NULL")
+                "WHERE _valid_to IS NULL", f"DELETE FROM {self.now}")
 
 
 OPEN_ORDERS = StateTable("open_orders", (("delivery_date", "DATE"), ("status", "VARCHAR")),
@@ -226,7 +241,10 @@ class ReportState:
             return False
         wanted = json.dumps(self.classification.sql_params(), sort_keys=True)
         row = self.db.execute("SELECT classification FROM _acme.report_state").fetchone()
-        if row is None or row[0] != wanted:
+        built = self.db.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'reports' "
+            "AND table_name IN $1", [[t.now.split(".")[1] for t in STATE_TABLES]]).fetchone()[0]
+        if row is None or row[0] != wanted or built < len(STATE_TABLES):
             self.rebuild()
             self.db.execute("DELETE FROM _acme.report_state")
             self.db.execute("INSERT INTO _acme.report_state VALUES ($1, now())", [wanted])
@@ -238,8 +256,9 @@ class ReportState:
         events = events_sql(self.classification, HISTORY_ORDERS, HISTORY_ITEMS,
                             pending_orders_sql(self.classification, HISTORY_ORDERS))
         for table in STATE_TABLES:
-            self.db.execute(f"DROP TABLE IF EXISTS {table.qualified}")
-            self.db.execute(table.create_sql())
+            for statement in (f"DROP TABLE IF EXISTS {table.qualified}",
+                              f"DROP TABLE IF EXISTS {table.now}", *table.create_sql()):
+                self.db.execute(statement)
             for statement in table.apply_sql(events[table]):
                 self.db.execute(statement)
 
@@ -284,4 +303,6 @@ class ReportState:
         affected = STATE_TABLES if table == "orders" else (PENDING_ITEMS,)
         if table in NEEDED:
             for state in affected:
-                self.db.execute(state.close_all_sql(), [commit_time])
+                close_versions, empty_now = state.close_all_sql()
+                self.db.execute(close_versions, [commit_time])
+                self.db.execute(empty_now)
