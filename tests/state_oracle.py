@@ -31,6 +31,11 @@ def visible_state(db, since: datetime | None = None) -> dict[str, set]:
             else:
                 merged.append(version)
         state[table.name] = set(merged)
+        now = db.execute(f"SELECT {', '.join(columns)} FROM {table.now}").fetchall()
+        open_versions = db.execute(f"SELECT {', '.join(columns)} FROM {table.qualified} "
+                                   "WHERE _valid_to IS NULL").fetchall()
+        assert sorted(now, key=repr) == sorted(open_versions, key=repr), \
+            f"{table.now} differs from the open versions of {table.qualified}"
     return state
 
 

@@ -219,3 +219,25 @@ def test_warehouse_names_of_source_tables_never_collide():
     names = [warehouse_name(schema, table) for schema, table in tables]
     assert names[:2] == ["orders", "archive.orders"]
     assert len(set(names)) == len(names), names
+
+def test_a_composite_key_finds_its_rows(warehouse):
+    shelves = Relation(2, "operations", "shelf_slots", "d", (
+        Column("shelf", 20, -1, True), Column("slot", 23, -1, True),
+        Column("label", 25, -1, False)))
+
+    def change(op: str, shelf: int, slot: int, label: str | None) -> RowChange:
+        return RowChange(shelves, op, (str(shelf), str(slot), label))
+
+    apply(warehouse, txn(1, change("I", 1, 1, "a"), change("I", 1, 2, "b"),
+                         change("I", 2, 1, "c")))
+    # Same shelf, other slot; same slot, other shelf: only the exact pair is touched.
+    apply(warehouse, txn(2, change("U", 1, 2, "b2"), change("D", 2, 1, None)),
+          txn(3, change("U", 1, 2, "b3")))
+    assert warehouse.db.execute(
+        "SELECT shelf, slot, label, _valid_from, _valid_to FROM history.shelf_slots "
+        "ORDER BY shelf, slot, _valid_from").fetchall() == [
+        (1, 1, "a", at(1), None), (1, 2, "b", at(1), at(2)), (1, 2, "b2", at(2), at(3)),
+        (1, 2, "b3", at(3), None), (2, 1, "c", at(1), at(2))]
+    assert warehouse.db.execute(
+        "SELECT shelf, slot, label FROM current.shelf_slots ORDER BY 1, 2").fetchall() == [
+        (1, 1, "a"), (1, 2, "b3")]

@@ -61,7 +61,8 @@ def table_sources(as_of: bool) -> dict[str, str]:
     """SQL for each state table and name table now, or as of the `$as_of` parameter."""
     valid = ("_valid_from <= $as_of AND (_valid_to IS NULL OR _valid_to > $as_of)" if as_of
              else "_valid_to IS NULL")
-    sources = {name: f"(SELECT * FROM reports.{name} WHERE {valid})" for name in STATE}
+    sources = {name: f"(SELECT * FROM reports.{name} WHERE {valid})" if as_of
+               else f"reports.{name}_now" for name in STATE}
     for name in NAMES:
         sources[name] = (f"(SELECT * FROM history.{name} WHERE {valid})" if as_of
                          else f"current.{name}")

@@ -22,6 +22,8 @@ from acme.errors import UnstorableValue
 from acme.lsn import format_lsn
 from acme.warehouse.merge import (
     STAGE_BOOKKEEPING,
+    before_sql,
+    before_table,
     create_stage_sql,
     find_key_sql,
     merge_sql,
@@ -31,7 +33,7 @@ from acme.warehouse.merge import (
     truncate_sql,
     unstorable_sql,
 )
-from acme.warehouse.report_state import ReportState
+from acme.warehouse.report_state import STATE_COLUMNS, ReportState
 from acme.warehouse.stage import StageChunk
 from acme.warehouse.stopped import clear_stopped, read_stopped
 from acme.warehouse.store import Checkpoint, Warehouse
@@ -146,6 +148,19 @@ class BatchApplier:
             raise UnstorableValue.at(spec.name, column, dict(spec.columns)[column], value,
                                      format_lsn(lsn))
 
+    def _capture_before(self) -> list[TableSpec]:
+        """Read each staged table's touched rows out of `current` in one scan, with the rows
+        the report state needs around them (in the order it needs them)."""
+        contexts = self.state.contexts(set(self.staged)) if self.state_active else {}
+        captured = []
+        for name in [*contexts, *(name for name in self.staged if name not in contexts)]:
+            staged = self.staged.get(name)
+            spec = staged.spec if staged else self.tables[name]
+            columns = None if staged and staged.has_unchanged else STATE_COLUMNS.get(name, ())
+            self.db.execute(before_sql(spec, staged is not None, columns, contexts.get(name)))
+            captured.append(spec)
+        return captured
+
     def _merge(self) -> None:
         """Merge everything staged so far into history, current and the report state."""
         if not self.staged:
@@ -155,6 +170,8 @@ class BatchApplier:
             for identity in staged.identities:
                 for statement in find_key_sql(staged.spec, identity):
                     self.db.execute(statement)
+        captured = self._capture_before()
+        for staged in self.staged.values():
             self.db.execute(net_sql(staged.spec, staged.has_unchanged))
         if self.state_active:
             self.state.apply_batch(set(self.staged))
@@ -170,6 +187,8 @@ class BatchApplier:
             self.db.execute(f"DROP TABLE {stage_table(staged.spec)}")
             self.db.execute(f"DROP TABLE {net_table(staged.spec)}")
             self.applied += staged.rows
+        for spec in captured:
+            self.db.execute(f"DROP TABLE {before_table(spec)}")
         self.warehouse.add_rows(moves)
         self.staged.clear()
         if not self.state_active:
