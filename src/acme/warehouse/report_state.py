@@ -65,7 +65,7 @@ class StateTable:
         group_list = ", ".join(groups)
         same = " AND ".join(f"s.{g} IS NOT DISTINCT FROM e.{g}" for g in groups)
         same_v = " AND ".join(f"s.{g} IS NOT DISTINCT FROM v.{g}" for g in groups)
-        open_version = f"{self.qualified} AS s ON s._valid_to IS NULL AND {same}"
+        open_version = f"{self.now} AS s ON {same}"  # the open versions, without the rest
         sums = ", ".join(f"sum(e.{m}) AS _delta_{m}" for m in self.measures)
         changed = " OR ".join(f"_delta_{m} <> 0" for m in self.measures)
         running = ", ".join(
