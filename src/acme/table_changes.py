@@ -24,6 +24,7 @@ from acme.capture.columns import CatalogColumn, catalog_columns, column_values
 from acme.capture.pgoutput import Relation
 from acme.capture.snapshot import ParallelCopy, begin_snapshot, plan_parts
 from acme.capture.visibility import SnapshotVisibility
+from acme.errors import SourceMisconfigured
 from acme.source.connect import connect
 from acme.warehouse.apply import BatchApplier
 from acme.warehouse.evolve import SchemaEvolution, plan
@@ -152,6 +153,13 @@ class TableChanges:
                 conn.execute("COMMIT")
                 return None  # left again meanwhile
             table = found[0]
+            if not conn.execute("SELECT has_table_privilege(%s, 'SELECT')",
+                                (table.qualified,)).fetchone()[0]:
+                user = conn.execute("SELECT current_user").fetchone()[0]
+                raise SourceMisconfigured(
+                    f"{schema}.{name} joined publication {self.options.publication} but "
+                    f"{user} cannot read it to copy its rows; run GRANT SELECT ON "
+                    f"{table.qualified} TO {user}, then start acme sync again")
             catalog = catalog_columns(conn, schema, name)
             if name in self.applier.tables:  # a re-join: renames etc. first, values below
                 self.evolution.apply(name, table.spec.key, dict(self.applier.tables[name].columns),
