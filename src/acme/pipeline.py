@@ -39,6 +39,7 @@ KEEPALIVE_ASK_SECONDS = 1.0
 RECORD_CONFIRMED_SECONDS = 1.0  # how often an idle warehouse may write its confirmed position
 MAX_QUEUED_CHUNKS = 4  # staging tasks waiting for the apply thread: bounds memory
 PUBLICATION_CHECK_SECONDS = 5.0  # how often an idle stream looks for tables joining
+PUBLICATION_CHECK_TIMEOUT = 2  # seconds to connect for that look; a failed look waits
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,10 @@ class _Streamer:
             self._flush()
             self._settle()
             if time.monotonic() - self.publication_checked >= PUBLICATION_CHECK_SECONDS:
-                self._check_publication()
+                try:
+                    self._check_publication(PUBLICATION_CHECK_TIMEOUT)
+                except TransientError:
+                    pass  # the stream's own deadline tells a dead path; try again later
             # Everything received is applied: the server's sent position is safe to confirm.
             sent = self.stream.server_sent_lsn
             if target_lsn is not None and max(sent, self.seen_end_lsn) >= target_lsn:
@@ -344,10 +348,10 @@ class _Streamer:
                 self.batch_started = time.monotonic()
             self.batch_changes += 1  # the batch holding the copy must commit
 
-    def _check_publication(self) -> None:
+    def _check_publication(self, timeout: float | None = None) -> None:
         """Copy tables that joined the publication (between batches: nothing in flight)."""
         self.publication_checked = time.monotonic()
-        copies = self._submit(self.table_changes.check_publication).result()
+        copies = self._submit(self.table_changes.check_publication, timeout).result()
         if self.applier.in_batch:
             self._submit(self.applier.commit, self.checkpoint).result()
         self.copies.update((copy.table, copy) for copy in copies)

@@ -102,10 +102,11 @@ class TableChanges:
                 lsn, lambda: self._evolve(relation.namespace, spec, catalog))
         return None
 
-    def check_publication(self) -> list[TableCopy]:
+    def check_publication(self, connect_timeout: float | None = None) -> list[TableCopy]:
         """Copy the tables that joined (or re-joined) the publication; note those that left.
         Call between batches; the caller commits the batch this opens."""
-        with self._source() as conn:
+        options = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
+        with self._source(**options) as conn:
             published = {t.spec.name: t.schema for t in
                          published_tables(conn, self.options.publication)}
         left = {name for (name,) in self.db.execute(
@@ -215,5 +216,6 @@ class TableChanges:
         self.db.execute("DROP TABLE joined")
         self.warehouse.recount(spec.name)
 
-    def _source(self, autocommit: bool = True):
-        return connect(self.options.dsn, self.options.application_name, autocommit=autocommit)
+    def _source(self, autocommit: bool = True, **options):
+        return connect(self.options.dsn, self.options.application_name, autocommit=autocommit,
+                       **options)
