@@ -20,11 +20,13 @@ import psycopg
 
 from acme.backoff import Backoff
 from acme.capture.catalog import published_tables, source_position
+from acme.capture.columns import catalog_columns
 from acme.capture.replication import CreatedSlot, ReplicationStream
 from acme.capture.snapshot import ParallelCopy, begin_snapshot, estimated_rows, plan_parts
 from acme.config import mask_dsn
 from acme.errors import SourceUnreachable, TransientError
 from acme.source.connect import connect
+from acme.warehouse.evolve import SchemaEvolution
 from acme.warehouse.load import load_snapshot
 from acme.warehouse.model import ensure_model
 from acme.warehouse.ownership import SourceIdentity, check_same_source
@@ -123,8 +125,6 @@ def _copy(warehouse: Warehouse, options: "SyncOptions", identity: SourceIdentity
     try:
         with connect(options.dsn, options.application_name, autocommit=True) as conn:
             slot = source_position(conn, options.slot)
-            # Rows of the copy are valid from before the new slot's first transaction.
-            before_slot = conn.execute("SELECT clock_timestamp()").fetchone()[0]
             creator = None
             try:
                 exported = None
@@ -132,9 +132,14 @@ def _copy(warehouse: Warehouse, options: "SyncOptions", identity: SourceIdentity
                     creator = ReplicationStream(options.dsn, options.slot, options.publication,
                                                 options.application_name)
                     exported = creator.create_slot()
+                    # The copy holds every commit before the slot's consistent point, so its
+                    # rows are valid from once the slot exists: never before a commit they
+                    # contain. (A streamed commit racing this moment gets the least() of
+                    # merge.py: the copied version becomes zero-length at that commit.)
+                    after_slot = conn.execute("SELECT clock_timestamp()").fetchone()[0]
                 start_lsn = exported.consistent_lsn if exported else slot.slot_confirmed_lsn
                 _snapshot(conn, warehouse, options, identity, exported, start_lsn or 0,
-                          before_slot if exported else None, observer)
+                          after_slot if exported else None, observer)
             finally:
                 if creator is not None:
                     creator.close()
@@ -159,10 +164,14 @@ def _snapshot(conn: psycopg.Connection, warehouse: Warehouse, options: "SyncOpti
     observer.snapshot_started([table.spec.name for table in tables],
                               sum(estimated_rows(conn, table) for table in tables))
     parts = plan_parts(conn, tables)
+    catalogs = {table.spec.name: catalog_columns(conn, table.schema, table.spec.name)
+                for table in tables}
 
     def finish() -> None:
+        evolution = SchemaEvolution(warehouse.db)
         for table in tables:
             warehouse.recount(table.spec.name)
+            evolution.record_catalog(table.spec.name, catalogs[table.spec.name])
         ensure_model(warehouse, options.classification)
         ReportState(warehouse.db, options.classification).ensure(set(warehouse.tables()))
         warehouse.write_checkpoint(checkpoint)

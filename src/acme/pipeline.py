@@ -19,7 +19,7 @@ import duckdb
 
 from acme.backoff import Backoff
 from acme.capture.catalog import PrimaryKeys, check_source, source_position
-from acme.capture.pgoutput import Begin, decode
+from acme.capture.pgoutput import Begin, Relation, decode
 from acme.capture.replication import DEFAULT_RECEIVE_TIMEOUT, ReplicationStream
 from acme.capture.transactions import Committed, RowChange, TableTruncate, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
@@ -27,6 +27,7 @@ from acme.classification import StatusClassification
 from acme.errors import SlotInUse, TransientError, UnstorableValue, WarehouseError
 from acme.initial_copy import CopyStopped, prepare_warehouse
 from acme.source.connect import connect
+from acme.table_changes import TableChanges
 from acme.warehouse.apply import BatchApplier
 from acme.warehouse.ownership import SourceIdentity, check_no_gap
 from acme.warehouse.stage import ChangeStager
@@ -39,6 +40,8 @@ IDLE_POLL_SECONDS = 0.05
 KEEPALIVE_ASK_SECONDS = 1.0
 RECORD_CONFIRMED_SECONDS = 1.0  # how often an idle warehouse may write its confirmed position
 MAX_QUEUED_CHUNKS = 4  # staging tasks waiting for the apply thread: bounds memory
+PUBLICATION_CHECK_SECONDS = 5.0  # how often an idle stream looks for tables joining
+PUBLICATION_CHECK_TIMEOUT = 2  # seconds to connect for that look; a failed look waits
 
 
 @dataclass(frozen=True)
@@ -251,11 +254,16 @@ class _Streamer:
         self.seen_commit_time = self.checkpoint.commit_time
         self.recorded_confirmed = self.warehouse.confirmed_position() or 0
         self.recorded_at = 0.0
+        self.table_changes = TableChanges(self.options, self.warehouse, self.applier)
+        # Tables copied after streaming began: their transactions those copies saw are skipped.
+        self.copies = self.table_changes.pending_copies(self.checkpoint.end_lsn)
+        self.publication_checked = 0.0
 
     def run(self, stop: threading.Event, target_lsn: int | None) -> Checkpoint:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apply") as apply_thread:
             self.apply_thread = apply_thread
             try:
+                self._check_publication()
                 return self._loop(stop, target_lsn)
             finally:
                 for task in [*self.queued, *([self.in_flight.done] if self.in_flight else [])]:
@@ -277,6 +285,8 @@ class _Streamer:
                 if self.skipping and message.payload[:1] in ROW_MESSAGE_KINDS:
                     continue
                 decoded = decode(message.payload)
+                if isinstance(decoded, Relation):
+                    self._described(decoded)
                 if isinstance(decoded, Begin):
                     self.begin = decoded
                     self.skipping = self._already_held(decoded.xid, decoded.final_lsn)
@@ -294,6 +304,11 @@ class _Streamer:
                 continue
             self._flush()
             self._settle()
+            if time.monotonic() - self.publication_checked >= PUBLICATION_CHECK_SECONDS:
+                try:
+                    self._check_publication(PUBLICATION_CHECK_TIMEOUT)
+                except TransientError:
+                    pass  # the stream's own deadline tells a dead path; try again later
             # Everything received is applied: the server's sent position is safe to confirm.
             sent = self.stream.server_sent_lsn
             if target_lsn is not None and max(sent, self.seen_end_lsn) >= target_lsn:
@@ -325,7 +340,34 @@ class _Streamer:
             return True
         return self.visibility is not None and self.visibility.saw(xid)
 
+    def _described(self, relation: Relation) -> None:
+        """A table's (new) description: its DDL, or its joining, reach the warehouse before
+        its rows, between the transactions staged so far and this one."""
+        for chunk in self.stager.drain():
+            self._submit(self.applier.stage, chunk)
+        lsn = self.begin.final_lsn if self.begin is not None else 0
+        copy = self._submit(self.table_changes.described, relation, lsn).result()
+        if copy is not None:
+            self.copies[copy.table] = copy
+            if not self.batch_changes:
+                self.batch_started = time.monotonic()
+            self.batch_changes += 1  # the batch holding the copy must commit
+
+    def _check_publication(self, timeout: float | None = None) -> None:
+        """Copy tables that joined the publication (between batches: nothing in flight)."""
+        self.publication_checked = time.monotonic()
+        copies = self._submit(self.table_changes.check_publication, timeout).result()
+        if self.applier.in_batch:
+            self._submit(self.applier.commit, self.checkpoint).result()
+        self.copies.update((copy.table, copy) for copy in copies)
+
+    def _held_by_copy(self, table: str) -> bool:
+        copy = self.copies.get(table)
+        return copy is not None and copy.holds(self.begin.xid, self.begin.final_lsn)
+
     def _stage_row(self, change: RowChange) -> None:
+        if self.copies and self._held_by_copy(change.relation.name):
+            return
         if not self.batch_changes:
             self.batch_started = time.monotonic()
         self.batch_changes += 1
@@ -336,9 +378,14 @@ class _Streamer:
             self._submit(self.applier.stage, chunk)
 
     def _truncate(self, truncate: TableTruncate) -> None:
+        relations = tuple(r for r in truncate.relations if not self._held_by_copy(r.name))
+        if not relations:
+            return
+        truncate = TableTruncate(relations)
         for chunk in self.stager.drain():
             self._submit(self.applier.stage, chunk)
-        self._submit(self.applier.truncate, truncate.relations, self.begin.commit_time)
+        self._submit(self.applier.truncate, truncate.relations, self.begin.commit_time,
+                     self.begin.final_lsn)
         self.batch_changes += 1
         self.batch_by_table.update((warehouse_name(relation.namespace, relation.name), "T")
                                   for relation in truncate.relations)

@@ -79,7 +79,10 @@ def test_a_table_first_seen_in_the_stream_is_keyed_by_its_primary_key(source_db,
         create_things(conn, "full")  # joins the publication after the snapshot
         conn.execute("UPDATE operations.things SET note = 'edited' WHERE id = 1")
         conn.execute("DELETE FROM operations.things WHERE id = 2")
-        sync_once(source_db, warehouse_path)
+        sync_once(source_db, warehouse_path)  # copies the table that joined: rows as now
+        conn.execute("UPDATE operations.things SET note = 'again' WHERE id = 1")
+        conn.execute("DELETE FROM operations.things WHERE id = 3")
+        sync_once(source_db, warehouse_path)  # streamed (whole old rows): keyed by id
         with duckdb.connect(str(warehouse_path), read_only=True) as store:
             key = store.execute("SELECT key_columns FROM _acme.tables "
                                 "WHERE name = 'things'").fetchone()
@@ -87,6 +90,6 @@ def test_a_table_first_seen_in_the_stream_is_keyed_by_its_primary_key(source_db,
                 "SELECT id, note, _op, _valid_to IS NULL FROM history.things "
                 "ORDER BY id, _valid_from").fetchall()
     assert key == (["id"],)
-    assert versions == [(1, "n1", "insert", False), (1, "edited", "update", True),
-                        (2, "n2", "insert", False),
-                        *((i, f"n{i}", "insert", True) for i in range(3, 7))]
+    assert versions == [(1, "edited", "snapshot", False), (1, "again", "update", True),
+                        (3, "n3", "snapshot", False),
+                        *((i, f"n{i}", "snapshot", True) for i in range(4, 7))]

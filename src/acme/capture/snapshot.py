@@ -84,7 +84,9 @@ def begin_snapshot(conn: psycopg.Connection, exported: str | None) -> SnapshotPo
     if exported is not None:
         conn.execute(f"SET TRANSACTION SNAPSHOT '{exported}'")  # a name the server gave us
     row = conn.execute(
-        """SELECT now(), pg_current_wal_lsn() - '0/0'::pg_lsn,
+        # clock_timestamp(), not now(): the snapshot is taken by this statement, after the
+        # transaction began, and the copy must never be valid from before a commit it holds.
+        """SELECT clock_timestamp(), pg_current_wal_lsn() - '0/0'::pg_lsn,
                   pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint,
                   ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(s) AS x),
                   pg_export_snapshot()

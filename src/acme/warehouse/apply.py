@@ -10,8 +10,10 @@ a batch or none of it. A TRUNCATE first merges what was staged before it.
 One thread owns an applier: DuckDB transactions belong to a connection.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -38,6 +40,8 @@ from acme.warehouse.stage import StageChunk
 from acme.warehouse.stopped import clear_stopped, read_stopped
 from acme.warehouse.store import Checkpoint, Warehouse
 from acme.warehouse.tables import TableSpec, quote
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -90,10 +94,19 @@ class BatchApplier:
         if by.null_count < len(by):
             staged.identities.update(tuple(names) for names in by.to_pylist() if names)
 
-    def truncate(self, relations: tuple[Relation, ...], commit_time: datetime) -> None:
-        """A TRUNCATE inside the open batch: what was staged before it is merged first."""
+    def truncate(self, relations: tuple[Relation, ...], commit_time: datetime,
+                 lsn: int | None = None) -> None:
+        """A TRUNCATE inside the open batch: what earlier transactions staged is merged first.
+
+        Rows of the truncating transaction itself (`lsn`) are not merged yet, so that
+        transaction still nets to one version per row: its rows of the truncated tables
+        that precede the TRUNCATE were never visible and are dropped; those of other tables
+        stay staged for the batch's merge."""
         self._begin()
+        held = self._hold(lsn, {relation.name for relation in relations}) \
+            if lsn is not None else {}
         self._merge()
+        self._restore(held)
         for relation in relations:
             spec = self._spec_for((relation,))
             close_versions, empty_current = truncate_sql(spec)
@@ -102,6 +115,47 @@ class BatchApplier:
             self.warehouse.add_rows({("current", spec.name): -removed})
             if self.state_active:
                 self.state.truncated(spec.name, commit_time)
+
+    def between_transactions(self, lsn: int, task: Callable[[], T]) -> T:
+        """Run `task` (DDL, a table's copy) in the open batch, after merging what the
+        transactions before `lsn` staged (the rows of transaction `lsn` stay staged)."""
+        self._begin()
+        held = self._hold(lsn, set())
+        self._merge()
+        try:
+            return task()
+        finally:
+            self.tables = self.warehouse.tables()
+            self._restore(held)
+
+    def _hold(self, lsn: int, truncated: set[str]) -> dict[str, _Staged]:
+        """Set aside the staged rows of transaction `lsn` (dropping those of `truncated`
+        tables) as stages of their own, left out of the next merge."""
+        held = {}
+        for name, staged in list(self.staged.items()):
+            stage = stage_table(staged.spec)
+            if name in truncated:
+                staged.rows -= self.db.execute(f"DELETE FROM {stage} WHERE _lsn = $1",
+                                               [lsn]).fetchone()[0]
+                continue
+            kept = self.db.execute(f"SELECT count(*) FROM {stage} WHERE _lsn = $1",
+                                   [lsn]).fetchone()[0]
+            if not kept:
+                continue
+            holding = quote(f"held_{name}")
+            self.db.execute(f"CREATE OR REPLACE TEMP TABLE {holding} AS "
+                            f"SELECT * FROM {stage} WHERE _lsn = $1", [lsn])
+            self.db.execute(f"DELETE FROM {stage} WHERE _lsn = $1", [lsn])
+            staged.rows -= kept
+            held[name] = _Staged(staged.spec, kept, staged.has_unchanged,
+                                 set(staged.identities))
+        return held
+
+    def _restore(self, held: dict[str, _Staged]) -> None:
+        for name, staged in held.items():
+            self.db.execute(f"ALTER TABLE {quote(f'held_{name}')} "
+                            f"RENAME TO {stage_table(staged.spec)}")
+            self.staged[name] = staged
 
     def commit(self, checkpoint: Checkpoint) -> int:
         """Merge the open batch, write the checkpoint and commit; returns row changes applied."""

@@ -10,9 +10,13 @@ status). Views are created once the source tables exist and replaced at each syn
 a changed status classification takes effect there.
 """
 
+import re
+
 from acme.classification import StatusClassification
+from acme.warehouse.evolve import model_names
 from acme.warehouse.merge import literal
 from acme.warehouse.store import Warehouse
+from acme.warehouse.tables import quote
 
 NEEDED = {"customers", "products", "orders", "order_items"}
 
@@ -93,10 +97,28 @@ def model_sql(classification: StatusClassification) -> list[str]:
     ]
 
 
+_SOURCE = re.compile(r"\b(history|current)\.(customers|products|orders|order_items)\b")
+
+
+def under_model_names(statement: str, renamed: dict[str, dict[str, str]]) -> str:
+    """The statement reading renamed source columns under the names the model expects:
+    `history.t` becomes `(SELECT * RENAME (now AS expected) FROM history.t)`."""
+    def source(match: re.Match) -> str:
+        columns = renamed.get(match[2])
+        if not columns:
+            return match[0]
+        renames = ", ".join(f"{quote(now)} AS {quote(expected)}"
+                            for expected, now in columns.items())
+        return f"(SELECT * RENAME ({renames}) FROM {match[0]})"
+    return _SOURCE.sub(source, statement)
+
+
 def ensure_model(warehouse: Warehouse, classification: StatusClassification) -> bool:
-    """(Re)create the model once the four source tables exist; returns whether it did."""
+    """(Re)create the model once the four source tables exist; returns whether it did.
+    Source columns renamed since the model was written are read under their first names."""
     if not NEEDED <= set(warehouse.tables()):
         return False
+    renamed = model_names(warehouse.db)
     for statement in model_sql(classification):
-        warehouse.db.execute(statement)
+        warehouse.db.execute(under_model_names(statement, renamed))
     return True
