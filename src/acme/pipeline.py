@@ -19,7 +19,7 @@ import duckdb
 
 from acme.backoff import Backoff
 from acme.capture.catalog import PrimaryKeys, check_source, source_position
-from acme.capture.pgoutput import Begin, decode
+from acme.capture.pgoutput import Begin, Relation, decode
 from acme.capture.replication import DEFAULT_RECEIVE_TIMEOUT, ReplicationStream
 from acme.capture.transactions import Committed, RowChange, TableTruncate, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
@@ -269,9 +269,14 @@ class _Streamer:
             message = self.stream.read()
             if message is not None:
                 # Rows of a transaction we already hold are not worth decoding.
-                if self.skipping and message.payload[:1] in ROW_MESSAGE_KINDS:
+                payload = message.payload
+                if self.skipping and payload[:1] in ROW_MESSAGE_KINDS:
                     continue
-                decoded = decode(message.payload)
+                relation = self.assembler.plain_row(payload)
+                if relation is not None:  # most rows: staged undecoded, decoded per chunk
+                    self._stage_plain(relation, payload)
+                    continue
+                decoded = decode(payload)
                 if isinstance(decoded, Begin):
                     self.begin = decoded
                     self.skipping = self._already_held(decoded.xid, decoded.final_lsn)
@@ -326,6 +331,17 @@ class _Streamer:
         self.batch_changes += 1
         self.batch_by_table[(change.relation.name, change.op)] += 1
         chunk = self.stager.add(change, self.begin.commit_time, self.begin.final_lsn)
+        if chunk is not None:
+            self._submit(self.applier.stage, chunk)
+
+    def _stage_plain(self, relation: Relation, payload: bytes) -> None:
+        if not self.batch_changes:
+            self.batch_started = time.monotonic()
+        op = chr(payload[0])
+        self.batch_changes += 1
+        self.batch_by_table[(relation.name, op)] += 1
+        chunk = self.stager.add_raw(relation, op, payload, self.begin.commit_time,
+                                    self.begin.final_lsn)
         if chunk is not None:
             self._submit(self.applier.stage, chunk)
 

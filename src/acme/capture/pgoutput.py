@@ -84,7 +84,7 @@ class Relation:
     def identity_positions(self) -> tuple[int, ...]:
         return tuple(i for i, column in enumerate(self.columns) if column.is_key)
 
-    @property
+    @cached_property
     def old_tuple_holds_key(self) -> bool:
         """Whether an old tuple carries the primary key (else the row is found by identity)."""
         return set(self.key_positions) <= set(self.identity_positions)
