@@ -156,10 +156,13 @@ class ChangeStager:
         if rows is None:
             rows = self.raw[name] = _RawRows(relation)
         elif rows.relation is not relation:
-            # A new Relation message (a schema change, or a resent one): the rows before it
-            # join the decoded ones, which carry each row's own Relation.
-            self._add_decoded(name, self.raw.pop(name)._decoded())
-            rows = self.raw[name] = _RawRows(relation)
+            if rows.relation == relation:  # resent as it was (after a cache invalidation)
+                rows.relation = relation
+            else:
+                # A schema change: the rows before it join the decoded ones, which carry each
+                # row's own Relation.
+                self._add_decoded(name, self.raw.pop(name)._decoded())
+                rows = self.raw[name] = _RawRows(relation)
         self.seq += 1
         rows.seqs.append(self.seq)
         rows.ops.append(op)
