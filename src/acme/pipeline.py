@@ -34,6 +34,7 @@ from acme.warehouse.store import Checkpoint, Warehouse, storage_failure
 
 ROW_MESSAGE_KINDS = (b"I", b"U", b"D", b"T")
 IDLE_POLL_SECONDS = 0.05
+BUSY_POLL_SECONDS = 0.002  # drained while a batch commits: look again this soon
 KEEPALIVE_ASK_SECONDS = 1.0
 RECORD_CONFIRMED_SECONDS = 1.0  # how often an idle warehouse may write its confirmed position
 MAX_QUEUED_CHUNKS = 4  # staging tasks waiting for the apply thread: bounds memory
@@ -47,8 +48,7 @@ class SyncOptions:
     publication: str = "cdc_publication"
     once: bool = False
     create_slot: bool = True
-    batch_changes: int = 100_000
-    batch_seconds: float = 0.25
+    batch_changes: int = 100_000  # a batch is also due, at a commit, whenever the apply is idle
     snapshot_connections: int = 2
     classification: StatusClassification = StatusClassification()
     application_name: str = "acme sync"
@@ -65,10 +65,11 @@ class BatchStats:
     end_lsn: int
     first_commit_time: datetime  # the batch's oldest transaction: it waited longest
     last_commit_time: datetime
-    applied_at: float  # time.time() when the DuckDB commit returned
+    applied_at: float  # time.time() when the DuckDB commit returned: visible to reports
     seconds: float
     # (table, op) -> changes, op one of I, U, D, T (truncate); for metrics and logs
     changes_by_table: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    commit_times: tuple[datetime, ...] = ()  # every transaction's source commit time
 
 
 class SyncObserver:
@@ -211,6 +212,7 @@ class _InFlight:
     last_commit_time: datetime | None
     started: float
     changes_by_table: Counter[tuple[str, str]]
+    commit_times: list[datetime]
 
 
 @dataclass
@@ -228,6 +230,7 @@ class _Streamer:
     batch_transactions: int = 0
     batch_changes: int = 0
     batch_by_table: Counter[tuple[str, str]] = field(default_factory=Counter)
+    batch_commit_times: list[datetime] = field(default_factory=list)
     batch_started: float = 0.0
     first_commit_time: datetime | None = None
     seen_end_lsn: int = 0
@@ -292,8 +295,15 @@ class _Streamer:
             if not between_transactions:
                 self.stream.wait(IDLE_POLL_SECONDS)
                 continue
-            self._flush()
+            # Drained: hand on what is pending as soon as the batch before it has committed
+            # (never on a timer), and meanwhile keep reading into the next one.
+            if self.in_flight is not None and not self.in_flight.done.done():
+                self.stream.wait(BUSY_POLL_SECONDS)
+                continue
             self._settle()
+            self._flush()
+            if self.in_flight is not None:
+                continue
             # Everything received is applied: the server's sent position is safe to confirm.
             sent = self.stream.server_sent_lsn
             if target_lsn is not None and max(sent, self.seen_end_lsn) >= target_lsn:
@@ -362,9 +372,13 @@ class _Streamer:
         if not self.batch_changes:
             return False
         self.batch_transactions += 1
+        self.batch_commit_times.append(commit.commit_time)
         self.first_commit_time = self.first_commit_time or commit.commit_time
+        # Due when large, or whenever the apply thread is free: batches size themselves to
+        # what arrived during the apply before (a few transactions under light traffic, up to
+        # `batch_changes` in a backlog), and no transaction waits longer than that apply.
         return (self.batch_changes >= self.options.batch_changes
-                or time.monotonic() - self.batch_started >= self.options.batch_seconds)
+                or self.in_flight is None or self.in_flight.done.done())
 
     def _submit(self, task, *args) -> Future:
         """Run `task` on the apply thread after what is queued; nothing runs after a failure
@@ -395,24 +409,32 @@ class _Streamer:
         # Even a batch of only skipped transactions moves the checkpoint, so a restart
         # resumes past them without decoding them again.
         checkpoint = Checkpoint(self.seen_end_lsn, self.seen_commit_time, self.visibility)
-        done = self._submit(self.applier.commit, checkpoint)
+        done = self._submit(self._commit, checkpoint)
         self.in_flight = _InFlight(done, checkpoint, self.batch_transactions, self.batch_changes,
                                    self.first_commit_time, self.seen_commit_time,
-                                   time.monotonic(), self.batch_by_table)
+                                   time.monotonic(), self.batch_by_table,
+                                   self.batch_commit_times)
         self.batch_transactions = self.batch_changes = 0
         self.batch_by_table = Counter()
+        self.batch_commit_times = []
         self.first_commit_time = None
+
+    def _commit(self, checkpoint: Checkpoint) -> tuple[int, float]:
+        """On the apply thread: the batch's changes, and when its commit returned."""
+        changes = self.applier.commit(checkpoint)
+        return changes, time.time()
 
     def _settle(self) -> None:
         """Wait for the batch in flight; once committed in DuckDB, confirm it to the slot."""
         batch, self.in_flight = self.in_flight, None
         if batch is None:
             return
-        changes = batch.done.result()
+        changes, committed_at = batch.done.result()
         self.checkpoint = batch.checkpoint
         if batch.transactions:
             self.observer.batch_applied(BatchStats(
                 batch.transactions, changes, batch.checkpoint.end_lsn,
                 batch.first_commit_time, batch.last_commit_time,
-                time.time(), time.monotonic() - batch.started, batch.changes_by_table))
+                committed_at, time.monotonic() - batch.started, batch.changes_by_table,
+                tuple(batch.commit_times)))
         self.stream.confirm(batch.checkpoint.end_lsn)
