@@ -264,35 +264,11 @@ class _Streamer:
     def _loop(self, stop: threading.Event, target_lsn: int | None) -> Checkpoint:
         last_ask = 0.0
         while True:
-            between_transactions = not self.assembler.in_transaction
-            if stop.is_set() and between_transactions:
+            if self._receive(stop):
                 self._flush()
                 self._settle()
                 return self.checkpoint
-            message = self.stream.read()
-            if message is not None:
-                # Rows of a transaction we already hold are not worth decoding.
-                payload = message.payload
-                if self.skipping and payload[:1] in ROW_MESSAGE_KINDS:
-                    continue
-                relation = self.assembler.plain_row(payload)
-                if relation is not None:  # most rows: staged undecoded, decoded per chunk
-                    self._stage_plain(relation, payload)
-                    continue
-                decoded = decode(payload)
-                if isinstance(decoded, Begin):
-                    self.begin = decoded
-                    self.skipping = self._already_held(decoded.xid, decoded.final_lsn)
-                for event in self.assembler.feed(decoded):
-                    if isinstance(event, RowChange):
-                        self._stage_row(event)
-                    elif isinstance(event, Committed):
-                        if self._committed(event):
-                            self._flush()
-                    else:
-                        self._truncate(event)
-                continue
-            if not between_transactions:
+            if self.assembler.in_transaction:  # the rest of it is on its way
                 self.stream.wait(IDLE_POLL_SECONDS)
                 continue
             # Drained: hand on what is pending as soon as the batch before it has committed
@@ -316,6 +292,40 @@ class _Streamer:
             if position > self.stream.flushed or ask:
                 self.stream.confirm(position, ask_reply=ask)
             self.stream.wait(IDLE_POLL_SECONDS)
+
+    def _receive(self, stop: threading.Event) -> bool:
+        """Handle every message that has arrived; True when stopped between transactions.
+
+        The hot loop of streaming: most row messages go to the stager undecoded (decoded
+        there a chunk at a time), so it is kept to a few local calls per message."""
+        assembler, read = self.assembler, self.stream.read
+        plain_row, stage_plain = assembler.plain_row, self._stage_plain
+        while True:
+            if assembler.begin is None and stop.is_set():
+                return True
+            message = read()
+            if message is None:
+                return False
+            payload = message.payload
+            # Rows of a transaction we already hold are not worth decoding.
+            if self.skipping and payload[:1] in ROW_MESSAGE_KINDS:
+                continue
+            relation = plain_row(payload)
+            if relation is not None:
+                stage_plain(relation, payload)
+                continue
+            decoded = decode(payload)
+            if isinstance(decoded, Begin):
+                self.begin = decoded
+                self.skipping = self._already_held(decoded.xid, decoded.final_lsn)
+            for event in assembler.feed(decoded):
+                if isinstance(event, RowChange):
+                    self._stage_row(event)
+                elif isinstance(event, Committed):
+                    if self._committed(event):
+                        self._flush()
+                else:
+                    self._truncate(event)
 
     def _recorded(self, position: int) -> int:
         """How far may be confirmed: the warehouse records a position beyond its checkpoint

@@ -167,7 +167,16 @@ class _Reader:
 
 
 def timestamp(micros: int) -> datetime:
-    return PG_EPOCH + timedelta(microseconds=micros)
+    # A transaction's Begin and Commit carry the same time: the second is the one just made.
+    global _last_timestamp
+    last_micros, last = _last_timestamp
+    if micros != last_micros:
+        last = PG_EPOCH + timedelta(microseconds=micros)
+        _last_timestamp = (micros, last)
+    return last
+
+
+_last_timestamp: tuple[int, datetime] = (0, PG_EPOCH)
 
 
 def decode(payload: bytes) -> Message:
