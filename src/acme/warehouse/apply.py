@@ -20,6 +20,8 @@ from acme.capture.pgoutput import Relation
 from acme.classification import StatusClassification
 from acme.warehouse.merge import (
     STAGE_BOOKKEEPING,
+    before_sql,
+    before_table,
     create_stage_sql,
     find_key_sql,
     merge_sql,
@@ -28,7 +30,7 @@ from acme.warehouse.merge import (
     stage_table,
     truncate_sql,
 )
-from acme.warehouse.report_state import ReportState
+from acme.warehouse.report_state import STATE_COLUMNS, ReportState
 from acme.warehouse.stage import StageChunk
 from acme.warehouse.store import Checkpoint, Warehouse
 from acme.warehouse.tables import TableSpec, quote
@@ -129,6 +131,19 @@ class BatchApplier:
             spec = self.warehouse.ensure_table(TableSpec.from_relation(relation), self.tables)
         return spec
 
+    def _capture_before(self) -> list[TableSpec]:
+        """Read each staged table's touched rows out of `current` in one scan, with the rows
+        the report state needs around them (in the order it needs them)."""
+        contexts = self.state.contexts(set(self.staged)) if self.state_active else {}
+        captured = []
+        for name in [*contexts, *(name for name in self.staged if name not in contexts)]:
+            staged = self.staged.get(name)
+            spec = staged.spec if staged else self.tables[name]
+            columns = None if staged and staged.has_unchanged else STATE_COLUMNS.get(name, ())
+            self.db.execute(before_sql(spec, staged is not None, columns, contexts.get(name)))
+            captured.append(spec)
+        return captured
+
     def _merge(self) -> None:
         """Merge everything staged so far into history, current and the report state."""
         if not self.staged:
@@ -137,6 +152,8 @@ class BatchApplier:
             for identity in staged.identities:
                 for statement in find_key_sql(staged.spec, identity):
                     self.db.execute(statement)
+        captured = self._capture_before()
+        for staged in self.staged.values():
             self.db.execute(net_sql(staged.spec, staged.has_unchanged))
         if self.state_active:
             self.state.apply_batch(set(self.staged))
@@ -152,6 +169,8 @@ class BatchApplier:
             self.db.execute(f"DROP TABLE {stage_table(staged.spec)}")
             self.db.execute(f"DROP TABLE {net_table(staged.spec)}")
             self.applied += staged.rows
+        for spec in captured:
+            self.db.execute(f"DROP TABLE {before_table(spec)}")
         self.warehouse.add_rows(moves)
         self.staged.clear()
         if not self.state_active:

@@ -5,11 +5,16 @@ Streamed row changes are staged per table (`stage_table`: text values as receive
 The work tables are TEMP tables of the writer's connection: no reader sees them, committing
 them costs nothing, and DuckDB spills them to disk past its memory limit, so a batch of any
 size fits.
+0. the touched keys' rows in `current` before the batch (`before_table`), found in one scan
+   with their row ids, so nothing after it looks a key up in `current` again (a lookup is a
+   scan of the table: DuckDB's ART indexes must stay in memory whole, which tens of millions
+   of keys do not fit);
 1. net changes (`net_table`): text cast to the column types; an unchanged-TOAST value taken
    from the row's previous image in the stage, else from `current`; one row per key and
    transaction (its net effect: the source's other sessions never saw the states in between),
    with the time the key changes next (`_next_ts`);
-2. history: close each touched key's open version at its first change;
+2. history: close each touched key's open version at its first change (only keys that were
+   in `current` have one: a batch of new keys never scans history);
 3. history: one new version per insert/update, valid until the key's next change;
 4. current: replace each touched key by its last state (or drop it if that was a delete).
 """
@@ -33,6 +38,10 @@ def net_table(spec: TableSpec) -> str:
     return quote(f"net_{spec.name}")
 
 
+def before_table(spec: TableSpec) -> str:
+    return quote(f"before_{spec.name}")
+
+
 def key_match(spec: TableSpec, left: str, right: str) -> str:
     return " AND ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in spec.key)
 
@@ -49,6 +58,32 @@ def create_stage_sql(spec: TableSpec) -> str:
     columns = [f"{name} {kind}" for name, kind in STAGE_BOOKKEEPING]
     columns += [f"{quote(name)} VARCHAR" for name in spec.column_names]
     return f"CREATE OR REPLACE TEMP TABLE {stage_table(spec)} ({', '.join(columns)})"
+
+
+def before_sql(spec: TableSpec, staged: bool, columns: tuple[str, ...] | None,
+               context: str | None = None) -> str:
+    """`before_table(spec)`: the rows of `current` whose key is staged (`_touched`), plus those
+    `context` (a predicate over current's columns) asks for around them, with their row ids
+    (`_row`: the rows are dropped by row id, not found again). Only the key and `columns`
+    (None: all) are read: fetching scattered rows decompresses every column they sit in."""
+    if not staged:
+        touched = "false"
+    elif len(spec.key) == 1:
+        key, kind = spec.key[0], dict(spec.columns)[spec.key[0]]
+        touched = (f"c.{quote(key)} IN (SELECT CAST({quote(key)} AS {kind}) "
+                   f"FROM {stage_table(spec)})")
+    else:  # a row IN list, not EXISTS: DuckDB runs EXISTS here as a nested loop
+        kinds = dict(spec.columns)
+        row = ", ".join(f"c.{quote(k)}" for k in spec.key)
+        cast = ", ".join(f"CAST({quote(k)} AS {kinds[k]})" for k in spec.key)
+        touched = f"({row}) IN (SELECT ({cast}) FROM {stage_table(spec)})"
+    read = spec.column_names if columns is None else \
+        spec.key + tuple(c for c in columns if c not in spec.key)
+    return f"""
+        CREATE OR REPLACE TEMP TABLE {before_table(spec)} AS
+        SELECT c.rowid AS _row, {touched} AS _touched, {', '.join(f'c.{quote(c)}' for c in read)}
+        FROM current.{quote(spec.name)} AS c
+        WHERE {touched} OR {context or 'false'}"""
 
 
 def find_key_sql(spec: TableSpec, identity: tuple[str, ...]) -> tuple[str, str]:
@@ -97,7 +132,8 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
             SELECT s._seq, s._op, s._commit_ts, s._lsn, {carried}
             FROM (SELECT _seq, _op, _commit_ts, _lsn, {wrapped}
                   FROM {stage_table(spec)}) AS s
-            LEFT JOIN current.{quote(spec.name)} AS c ON {key_match(spec, 'c', 's')}
+            LEFT JOIN (SELECT * FROM {before_table(spec)} WHERE _touched) AS c
+              ON {key_match(spec, 'c', 's')}
             WINDOW w AS (PARTITION BY {', '.join(f's.{quote(k)}' for k in spec.key)}
                          ORDER BY s._seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"""
     else:
@@ -125,10 +161,11 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
 def merge_sql(spec: TableSpec) -> tuple[str, str, str, str]:
     """Statements merging the net changes into history and current, in order: close open
     versions, add versions (returns the count), drop touched keys from current (returns the
-    count), add their last state to current (returns the count)."""
+    count), add their last state to current (returns the count). Keys that were in `current`
+    are read from `before_table(spec)`."""
     history = f"history.{quote(spec.name)}"
     current = f"current.{quote(spec.name)}"
-    net = net_table(spec)
+    net, before = net_table(spec), before_table(spec)
     keys, columns = _keys(spec), _columns(spec)
     return (
         # least(): a transaction still committing when the copy's snapshot was taken is
@@ -138,15 +175,15 @@ def merge_sql(spec: TableSpec) -> tuple[str, str, str, str]:
         f"""
         UPDATE {history} AS h
         SET _valid_to = f._first_ts, _valid_from = least(h._valid_from, f._first_ts)
-        FROM (SELECT {keys}, min(_commit_ts) AS _first_ts FROM {net} GROUP BY {keys}) AS f
+        FROM (SELECT {keys}, min(_commit_ts) AS _first_ts FROM {net}
+              WHERE ({keys}) IN (SELECT ({keys}) FROM {before} WHERE _touched)
+              GROUP BY {keys}) AS f
         WHERE h._valid_to IS NULL AND {key_match(spec, 'h', 'f')}""",
         f"""
         INSERT INTO {history} ({columns}, _valid_from, _valid_to, _op, _lsn)
         SELECT {columns}, _commit_ts, _next_ts, {VERSION_OP}, _lsn
         FROM {net} WHERE _op <> 'D'""",
-        f"""
-        DELETE FROM {current} AS c USING (SELECT DISTINCT {keys} FROM {net}) AS s
-        WHERE {key_match(spec, 'c', 's')}""",
+        f"DELETE FROM {current} WHERE rowid IN (SELECT _row FROM {before} WHERE _touched)",
         f"""
         INSERT INTO {current} ({columns})
         SELECT {columns} FROM {net} WHERE _next_ts IS NULL AND _op <> 'D'""",

@@ -24,6 +24,8 @@ from acme.classification import StatusClassification
 from acme.warehouse.merge import literal
 
 NEEDED = ("orders", "order_items")
+STATE_COLUMNS = {"orders": ("order_id", "delivery_date", "status", "customer_id"),
+                 "order_items": ("order_item_id", "order_id", "product_id", "quanity")}
 INFINITY = "'infinity'::TIMESTAMPTZ"
 MINUS_INFINITY = "'-infinity'::TIMESTAMPTZ"
 
@@ -160,48 +162,47 @@ HISTORY_ORDERS = ("(SELECT order_id, delivery_date, status, customer_id, "
 HISTORY_ITEMS = ("(SELECT order_item_id, order_id, product_id, quanity, "
                  "_valid_from AS _vf, _valid_to AS _vt FROM history.order_items)")
 
-# The touched keys' intervals in one batch, from `net_orders`/`net_order_items`
-# (the batch's versions, `_next_ts` their end) and `current` as it was before the batch (open since
-# -infinity, until the key's first change). Items of touched orders count too, and the
-# orders of touched items.
+# The touched keys' intervals in one batch, from `net_orders`/`net_order_items` (the batch's
+# versions, `_next_ts` their end) and `before_orders`/`before_order_items` (their rows in
+# `current` before the batch: open since -infinity, until the key's first change). Items of
+# touched orders count too, and the orders of touched items: `contexts` has them read into
+# the same tables, marked not `_touched`.
 BATCH_INTERVALS = (
     f"""
     CREATE OR REPLACE TEMP TABLE batch_orders AS
-    SELECT c.order_id, c.delivery_date, c.status, c.customer_id,
+    SELECT b.order_id, b.delivery_date, b.status, b.customer_id,
            {MINUS_INFINITY} AS _vf, f._first AS _vt
-    FROM current.orders AS c
+    FROM before_orders AS b
     JOIN (SELECT order_id, min(_commit_ts) AS _first FROM net_orders GROUP BY ALL) AS f
-      ON f.order_id = c.order_id
+      ON f.order_id = b.order_id
     UNION ALL
     SELECT order_id, delivery_date, status, customer_id, _commit_ts, _next_ts
     FROM net_orders WHERE _op <> 'D'""",
     f"""
     CREATE OR REPLACE TEMP TABLE batch_items AS
-    SELECT c.order_item_id, c.order_id, c.product_id, c.quanity,
+    SELECT b.order_item_id, b.order_id, b.product_id, b.quanity,
            {MINUS_INFINITY} AS _vf, f._first AS _vt
-    FROM current.order_items AS c
+    FROM before_order_items AS b
     JOIN (SELECT order_item_id, min(_commit_ts) AS _first FROM net_order_items
-          GROUP BY ALL) AS f ON f.order_item_id = c.order_item_id
+          GROUP BY ALL) AS f ON f.order_item_id = b.order_item_id
     UNION ALL
     SELECT order_item_id, order_id, product_id, quanity, _commit_ts, _next_ts
     FROM net_order_items WHERE _op <> 'D'
     UNION ALL
-    SELECT c.order_item_id, c.order_id, c.product_id, c.quanity, {MINUS_INFINITY}, NULL
-    FROM current.order_items AS c
-    WHERE c.order_id IN (SELECT order_id FROM net_orders)
-      AND c.order_item_id NOT IN (SELECT order_item_id FROM net_order_items)""",
+    SELECT b.order_item_id, b.order_id, b.product_id, b.quanity, {MINUS_INFINITY}, NULL
+    FROM before_order_items AS b
+    WHERE NOT b._touched AND b.order_id IN (SELECT order_id FROM net_orders)""",
 )
 
 
 def batch_pending_orders_sql(classification: StatusClassification) -> str:
-    _, is_pending = _status_sql(classification, "c.status")
+    _, is_pending = _status_sql(classification, "b.status")
     return f"""
     CREATE OR REPLACE TEMP TABLE batch_pending_orders AS
     SELECT order_id, _vf, _vt FROM {pending_orders_sql(classification, 'batch_orders')}
     UNION ALL
-    SELECT c.order_id, {MINUS_INFINITY}, NULL FROM current.orders AS c
-    WHERE c.order_id IN (SELECT order_id FROM batch_items)
-      AND c.order_id NOT IN (SELECT order_id FROM net_orders) AND {is_pending}"""
+    SELECT b.order_id, {MINUS_INFINITY}, NULL FROM before_orders AS b
+    WHERE NOT b._touched AND b.order_id IN (SELECT order_id FROM batch_items) AND {is_pending}"""
 
 
 EMPTY_NET = """
@@ -242,9 +243,24 @@ class ReportState:
             for statement in table.apply_sql(events[table]):
                 self.db.execute(statement)
 
+    @staticmethod
+    def contexts(touched: set[str]) -> dict[str, str]:
+        """For a batch touching these tables: the rows of `current` the state needs beside the
+        touched ones (a predicate over `current.<table>` as `c`, staged tables `rows_<table>`),
+        per table, in the order they must be read: items of touched orders, then the orders of
+        items read or touched."""
+        if not touched & set(NEEDED):
+            return {}
+        items = ("c.order_id IN (SELECT CAST(order_id AS BIGINT) FROM rows_orders)"
+                 if "orders" in touched else "false")
+        orders = "c.order_id IN (SELECT order_id FROM before_order_items)"
+        if "order_items" in touched:
+            orders += " OR c.order_id IN (SELECT CAST(order_id AS BIGINT) FROM rows_order_items)"
+        return {"order_items": items, "orders": orders}
+
     def apply_batch(self, touched: set[str]) -> None:
-        """Add the boundaries of one batch. Call with the batch's `net_<table>` built and
-        `current` still as it was before the batch."""
+        """Add the boundaries of one batch. Call with the batch's `net_<table>` and
+        `before_<table>` (for `contexts`) built, and `current` still as it was."""
         if not touched & set(NEEDED):
             return
         for table in NEEDED:
