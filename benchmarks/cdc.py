@@ -77,7 +77,7 @@ def main() -> None:
         report("cdc", [
             ("snapshot rows/s (vs raw COPY csv, C-level)", snap_rows / snap_seconds,
              raw_rows / raw_seconds, "rows/s"),
-            *(shape.figure for shape in shapes),
+            *(figure for shape in shapes for figure in (shape.figure, shape.cpu_figure)),
             *freshness.figures(),
             ("peak RSS", peak_rss_mb(), None, "MB"),
         ], {"orders": args.orders, "backlog_changes": args.changes,

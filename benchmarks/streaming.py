@@ -45,11 +45,20 @@ class ShapeResult:
     changes: int
     seconds: float
     raw_seconds: float
+    cpu_seconds: float  # this process, every thread (the server's share is not counted)
+    raw_cpu_seconds: float
 
     @property
     def figure(self) -> tuple[str, float, float, str]:
         return (f"streaming apply, {self.shape.label} (vs raw receive)",
                 self.changes / self.seconds, self.changes / self.raw_seconds, "changes/s")
+
+    @property
+    def cpu_figure(self) -> tuple[str, float, float, str]:
+        """Client CPU per change, which a loaded machine disturbs less than the wall clock."""
+        return (f"  client CPU per change, {self.shape.label} (vs raw receive)",
+                self.cpu_seconds / self.changes * 1e6,
+                self.raw_cpu_seconds / self.changes * 1e6, "µs")
 
 
 class _Counter(SyncObserver):
@@ -90,20 +99,22 @@ def measure_shape(source: BenchSource, options: SyncOptions, shape: Shape,
         write_backlog(source.address.app_dsn, changes, shape.rows_per_transaction)
         print(f"{shape.name}: wrote {changes:,} changes in {shape.label} "
               f"in {time.monotonic() - started:.1f}s")
+        cpu = time.process_time()
         raw_seconds = receive_seconds(source.address.cdc_dsn, RAW_SLOT, options.publication,
                                       changes)
+        raw_cpu = time.process_time() - cpu
         print(f"{shape.name}: raw receive {raw_seconds:.2f}s")
     finally:
         with psycopg.connect(source.admin_dsn, autocommit=True) as admin:
             admin.execute("SELECT pg_drop_replication_slot(%s)", (RAW_SLOT,))
     counter = _Counter()
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     run_sync(options, observer=counter)
-    seconds = time.monotonic() - started
+    seconds, cpu = time.monotonic() - started, time.process_time() - cpu
     print(f"{shape.name}: applied {counter.changes:,} changes in {seconds:.2f}s "
           f"(load average {os.getloadavg()[0]:.1f})")
     assert counter.changes == changes, (counter.changes, changes)
-    return ShapeResult(shape, changes, seconds, raw_seconds)
+    return ShapeResult(shape, changes, seconds, raw_seconds, cpu, raw_cpu)
 
 
 def main() -> None:
@@ -126,7 +137,8 @@ def main() -> None:
         load_before = os.getloadavg()
         results = [measure_shape(source, options, shape, args.changes)
                    for shape in SHAPES if shape.name in args.shapes.split(",")]
-        report("streaming", [result.figure for result in results],
+        report("streaming", [figure for result in results
+                             for figure in (result.figure, result.cpu_figure)],
                {"orders": args.orders, "changes": args.changes,
                 "load_average_before": load_before, "load_average_after": os.getloadavg()})
     finally:
