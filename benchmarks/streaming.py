@@ -88,6 +88,16 @@ def write_backlog(app_dsn: str, changes: int, rows_per_transaction: int) -> None
             END $$""")
 
 
+def drop_raw_slot(source: BenchSource) -> None:
+    """Drop the raw slot once its walsender has let go of it (it exits after the client)."""
+    with psycopg.connect(source.admin_dsn, autocommit=True) as admin:
+        deadline = time.monotonic() + 30
+        while admin.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                            (RAW_SLOT,)).fetchone()[0] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        admin.execute("SELECT pg_drop_replication_slot(%s)", (RAW_SLOT,))
+
+
 def measure_shape(source: BenchSource, options: SyncOptions, shape: Shape,
                   changes: int) -> ShapeResult:
     """Raw receive and our apply of the same backlog; the warehouse must be caught up."""
@@ -105,8 +115,7 @@ def measure_shape(source: BenchSource, options: SyncOptions, shape: Shape,
         raw_cpu = time.process_time() - cpu
         print(f"{shape.name}: raw receive {raw_seconds:.2f}s")
     finally:
-        with psycopg.connect(source.admin_dsn, autocommit=True) as admin:
-            admin.execute("SELECT pg_drop_replication_slot(%s)", (RAW_SLOT,))
+        drop_raw_slot(source)
     counter = _Counter()
     started, cpu = time.monotonic(), time.process_time()
     run_sync(options, observer=counter)
