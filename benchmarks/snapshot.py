@@ -61,8 +61,9 @@ def measure_first_sync(dsn: str) -> tuple[int, float, float, float]:
     return outcome
 
 
-def kept_source(directory: Path, orders: int) -> BenchSource:
-    """The source kept in `directory`, seeded the first time (left running)."""
+def kept_source(directory: Path, orders: int, keep_slots: bool = False) -> BenchSource:
+    """The source kept in `directory`, seeded the first time (left running); its slots are
+    dropped unless a kept warehouse still follows one."""
     server = EmbeddedServer(directory)
     if server.state().port is None:
         source = start_source(orders, with_slot=False, server=server)
@@ -70,7 +71,8 @@ def kept_source(directory: Path, orders: int) -> BenchSource:
         server.up(None)
         source = BenchSource(server, SourceAddress(server.state().port))
     with psycopg.connect(source.admin_dsn, autocommit=True) as admin:
-        admin.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots")
+        admin.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                      "WHERE %s OR slot_name = 'bench_raw'", (not keep_slots,))
     return source
 
 

@@ -37,6 +37,7 @@ from acme.warehouse.tables import warehouse_name
 
 ROW_MESSAGE_KINDS = (b"I", b"U", b"D", b"T")
 IDLE_POLL_SECONDS = 0.05
+BUSY_POLL_SECONDS = 0.002  # drained while a batch commits: look again this soon
 KEEPALIVE_ASK_SECONDS = 1.0
 RECORD_CONFIRMED_SECONDS = 1.0  # how often an idle warehouse may write its confirmed position
 MAX_QUEUED_CHUNKS = 4  # staging tasks waiting for the apply thread: bounds memory
@@ -52,8 +53,7 @@ class SyncOptions:
     publication: str = "cdc_publication"
     once: bool = False
     create_slot: bool = True
-    batch_changes: int = 100_000
-    batch_seconds: float = 0.25
+    batch_changes: int = 100_000  # a batch is also due, at a commit, whenever the apply is idle
     snapshot_connections: int = 2
     classification: StatusClassification = StatusClassification()
     application_name: str = "acme sync"
@@ -70,10 +70,11 @@ class BatchStats:
     end_lsn: int
     first_commit_time: datetime  # the batch's oldest transaction: it waited longest
     last_commit_time: datetime
-    applied_at: float  # time.time() when the DuckDB commit returned
+    applied_at: float  # time.time() when the DuckDB commit returned: visible to reports
     seconds: float
     # (table, op) -> changes, op one of I, U, D, T (truncate); for metrics and logs
     changes_by_table: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    commit_times: tuple[datetime, ...] = ()  # every transaction's source commit time
 
 
 class SyncObserver:
@@ -219,6 +220,7 @@ class _InFlight:
     last_commit_time: datetime | None
     started: float
     changes_by_table: Counter[tuple[str, str]]
+    commit_times: list[datetime]
 
 
 @dataclass
@@ -236,6 +238,7 @@ class _Streamer:
     batch_transactions: int = 0
     batch_changes: int = 0
     batch_by_table: Counter[tuple[str, str]] = field(default_factory=Counter)
+    batch_commit_times: list[datetime] = field(default_factory=list)
     batch_started: float = 0.0
     first_commit_time: datetime | None = None
     seen_end_lsn: int = 0
@@ -274,36 +277,22 @@ class _Streamer:
     def _loop(self, stop: threading.Event, target_lsn: int | None) -> Checkpoint:
         last_ask = 0.0
         while True:
-            between_transactions = not self.assembler.in_transaction
-            if stop.is_set() and between_transactions:
+            if self._receive(stop):
                 self._flush()
                 self._settle()
                 return self.checkpoint
-            message = self.stream.read()
-            if message is not None:
-                # Rows of a transaction we already hold are not worth decoding.
-                if self.skipping and message.payload[:1] in ROW_MESSAGE_KINDS:
-                    continue
-                decoded = decode(message.payload)
-                if isinstance(decoded, Relation):
-                    self._described(decoded)
-                if isinstance(decoded, Begin):
-                    self.begin = decoded
-                    self.skipping = self._already_held(decoded.xid, decoded.final_lsn)
-                for event in self.assembler.feed(decoded):
-                    if isinstance(event, RowChange):
-                        self._stage_row(event)
-                    elif isinstance(event, Committed):
-                        if self._committed(event):
-                            self._flush()
-                    else:
-                        self._truncate(event)
-                continue
-            if not between_transactions:
+            if self.assembler.in_transaction:  # the rest of it is on its way
                 self.stream.wait(IDLE_POLL_SECONDS)
                 continue
-            self._flush()
+            # Drained: hand on what is pending as soon as the batch before it has committed
+            # (never on a timer), and meanwhile keep reading into the next one.
+            if self.in_flight is not None and not self.in_flight.done.done():
+                self.stream.wait(BUSY_POLL_SECONDS)
+                continue
             self._settle()
+            self._flush()
+            if self.in_flight is not None:
+                continue
             if time.monotonic() - self.publication_checked >= PUBLICATION_CHECK_SECONDS:
                 try:
                     self._check_publication(PUBLICATION_CHECK_TIMEOUT)
@@ -321,6 +310,42 @@ class _Streamer:
             if position > self.stream.flushed or ask:
                 self.stream.confirm(position, ask_reply=ask)
             self.stream.wait(IDLE_POLL_SECONDS)
+
+    def _receive(self, stop: threading.Event) -> bool:
+        """Handle every message that has arrived; True when stopped between transactions.
+
+        The hot loop of streaming: most row messages go to the stager undecoded (decoded
+        there a chunk at a time), so it is kept to a few local calls per message."""
+        assembler, read = self.assembler, self.stream.read
+        plain_row, stage_plain = assembler.plain_row, self._stage_plain
+        while True:
+            if assembler.begin is None and stop.is_set():
+                return True
+            message = read()
+            if message is None:
+                return False
+            payload = message.payload
+            # Rows of a transaction we already hold are not worth decoding.
+            if self.skipping and payload[:1] in ROW_MESSAGE_KINDS:
+                continue
+            relation = plain_row(payload)
+            if relation is not None:
+                stage_plain(relation, payload)
+                continue
+            decoded = decode(payload)
+            if isinstance(decoded, Relation):
+                self._described(decoded)
+            if isinstance(decoded, Begin):
+                self.begin = decoded
+                self.skipping = self._already_held(decoded.xid, decoded.final_lsn)
+            for event in assembler.feed(decoded):
+                if isinstance(event, RowChange):
+                    self._stage_row(event)
+                elif isinstance(event, Committed):
+                    if self._committed(event):
+                        self._flush()
+                else:
+                    self._truncate(event)
 
     def _recorded(self, position: int) -> int:
         """How far may be confirmed: the warehouse records a position beyond its checkpoint
@@ -377,6 +402,19 @@ class _Streamer:
         if chunk is not None:
             self._submit(self.applier.stage, chunk)
 
+    def _stage_plain(self, relation: Relation, payload: bytes) -> None:
+        if self.copies and self._held_by_copy(relation.name):
+            return
+        if not self.batch_changes:
+            self.batch_started = time.monotonic()
+        op = chr(payload[0])
+        self.batch_changes += 1
+        self.batch_by_table[(warehouse_name(relation.namespace, relation.name), op)] += 1
+        chunk = self.stager.add_raw(relation, op, payload, self.begin.commit_time,
+                                    self.begin.final_lsn)
+        if chunk is not None:
+            self._submit(self.applier.stage, chunk)
+
     def _truncate(self, truncate: TableTruncate) -> None:
         relations = tuple(r for r in truncate.relations if not self._held_by_copy(r.name))
         if not relations:
@@ -400,9 +438,13 @@ class _Streamer:
         if not self.batch_changes:
             return False
         self.batch_transactions += 1
+        self.batch_commit_times.append(commit.commit_time)
         self.first_commit_time = self.first_commit_time or commit.commit_time
+        # Due when large, or whenever the apply thread is free: batches size themselves to
+        # what arrived during the apply before (a few transactions under light traffic, up to
+        # `batch_changes` in a backlog), and no transaction waits longer than that apply.
         return (self.batch_changes >= self.options.batch_changes
-                or time.monotonic() - self.batch_started >= self.options.batch_seconds)
+                or self.in_flight is None or self.in_flight.done.done())
 
     def _submit(self, task, *args) -> Future:
         """Run `task` on the apply thread after what is queued; nothing runs after a failure
@@ -433,24 +475,32 @@ class _Streamer:
         # Even a batch of only skipped transactions moves the checkpoint, so a restart
         # resumes past them without decoding them again.
         checkpoint = Checkpoint(self.seen_end_lsn, self.seen_commit_time, self.visibility)
-        done = self._submit(self.applier.commit, checkpoint)
+        done = self._submit(self._commit, checkpoint)
         self.in_flight = _InFlight(done, checkpoint, self.batch_transactions, self.batch_changes,
                                    self.first_commit_time, self.seen_commit_time,
-                                   time.monotonic(), self.batch_by_table)
+                                   time.monotonic(), self.batch_by_table,
+                                   self.batch_commit_times)
         self.batch_transactions = self.batch_changes = 0
         self.batch_by_table = Counter()
+        self.batch_commit_times = []
         self.first_commit_time = None
+
+    def _commit(self, checkpoint: Checkpoint) -> tuple[int, float]:
+        """On the apply thread: the batch's changes, and when its commit returned."""
+        changes = self.applier.commit(checkpoint)
+        return changes, time.time()
 
     def _settle(self) -> None:
         """Wait for the batch in flight; once committed in DuckDB, confirm it to the slot."""
         batch, self.in_flight = self.in_flight, None
         if batch is None:
             return
-        changes = batch.done.result()
+        changes, committed_at = batch.done.result()
         self.checkpoint = batch.checkpoint
         if batch.transactions:
             self.observer.batch_applied(BatchStats(
                 batch.transactions, changes, batch.checkpoint.end_lsn,
                 batch.first_commit_time, batch.last_commit_time,
-                time.time(), time.monotonic() - batch.started, batch.changes_by_table))
+                committed_at, time.monotonic() - batch.started, batch.changes_by_table,
+                tuple(batch.commit_times)))
         self.stream.confirm(batch.checkpoint.end_lsn)

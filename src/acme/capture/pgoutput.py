@@ -84,7 +84,7 @@ class Relation:
     def identity_positions(self) -> tuple[int, ...]:
         return tuple(i for i, column in enumerate(self.columns) if column.is_key)
 
-    @property
+    @cached_property
     def old_tuple_holds_key(self) -> bool:
         """Whether an old tuple carries the primary key (else the row is found by identity)."""
         return set(self.key_positions) <= set(self.identity_positions)
@@ -167,7 +167,16 @@ class _Reader:
 
 
 def timestamp(micros: int) -> datetime:
-    return PG_EPOCH + timedelta(microseconds=micros)
+    # A transaction's Begin and Commit carry the same time: the second is the one just made.
+    global _last_timestamp
+    last_micros, last = _last_timestamp
+    if micros != last_micros:
+        last = PG_EPOCH + timedelta(microseconds=micros)
+        _last_timestamp = (micros, last)
+    return last
+
+
+_last_timestamp: tuple[int, datetime] = (0, PG_EPOCH)
 
 
 def decode(payload: bytes) -> Message:

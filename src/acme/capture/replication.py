@@ -26,6 +26,7 @@ from acme.source.connect import DEFAULT_APPLICATION, classify_connect_error, con
 ASK_EVERY_SECONDS = 1.0
 DEFAULT_RECEIVE_TIMEOUT = 10.0
 _XLOG_HEADER = struct.Struct(">QQQ")  # data start, WAL end, send time
+_XLOG_DATA_AT = 1 + _XLOG_HEADER.size
 _KEEPALIVE = struct.Struct(">QQB")  # WAL end, send time, reply requested
 _FEEDBACK = struct.Struct(">cQQQQB")
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
@@ -116,8 +117,9 @@ class ReplicationStream:
             kind = data[0]
             if kind == 0x77:  # 'w': XLogData
                 data_start, wal_end, _ = _XLOG_HEADER.unpack_from(data, 1)
-                self.server_sent_lsn = max(self.server_sent_lsn, wal_end)
-                return WalMessage(data_start, bytes(data[1 + _XLOG_HEADER.size:]))
+                if wal_end > self.server_sent_lsn:
+                    self.server_sent_lsn = wal_end
+                return WalMessage(data_start, bytes(data[_XLOG_DATA_AT:]))
             if kind == 0x6B:  # 'k': primary keepalive
                 wal_end, _, reply = _KEEPALIVE.unpack_from(data, 1)
                 self.server_sent_lsn = max(self.server_sent_lsn, wal_end)

@@ -34,6 +34,7 @@ from acme.capture.pgoutput import (
 )
 
 Op = Literal["I", "U", "D"]
+_INSERT, _UPDATE, _NEW_TUPLE = ord("I"), ord("U"), ord("N")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,22 @@ class TransactionAssembler:
             self._require_open("truncate")
             return (TableTruncate(tuple(self._relation(oid) for oid in message.relation_oids)),)
         return ()
+
+    def plain_row(self, payload: bytes) -> Relation | None:
+        """The relation of an undecoded row message whose new tuple is its row as it is (an
+        Insert, or an Update without an old tuple of a relation whose old tuple holds the key:
+        `feed` would hand it on unchanged), else None: decode it and `feed` it.
+
+        The streaming hot path: most row messages never become Python values one by one
+        (`warehouse.stage.ChangeStager.add_raw`)."""
+        kind = payload[0]
+        if (self.begin is None or len(payload) < 8 or payload[5] != _NEW_TUPLE
+                or (kind != _INSERT and kind != _UPDATE)):
+            return None
+        relation = self.relations.get(int.from_bytes(payload[1:5]))
+        if relation is None or (kind == _UPDATE and not relation.old_tuple_holds_key):
+            return None
+        return relation
 
     def _update(self, message: Update) -> tuple[RowChange, ...]:
         relation = self._relation(message.relation_oid)

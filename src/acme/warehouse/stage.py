@@ -5,6 +5,10 @@ A chunk holds the values as PostgreSQL sent them (text), plus `_seq` (stream ord
 columns sent as unchanged TOAST) and `_by` (for a row named by its replica identity instead of
 its key: the identity's columns, whose values find the key). Casting and the net effect per
 row are left to SQL.
+
+Most row messages (inserts, updates that keep their key) arrive undecoded (`add_raw`): their
+payloads are kept and decoded a chunk at a time into Arrow columns (`capture.columnar`); the
+others arrive decoded (`add`). Both carry `_seq` from one counter, so the merge orders them.
 """
 
 from dataclasses import dataclass, field
@@ -12,7 +16,8 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from acme.capture.pgoutput import UNCHANGED, Relation
+from acme.capture.columnar import new_tuples_as_columns
+from acme.capture.pgoutput import UNCHANGED, Relation, decode
 from acme.capture.transactions import RowChange
 from acme.warehouse.tables import warehouse_name
 
@@ -67,6 +72,10 @@ class _TableRows:
         })
         return StageChunk(table, distinct, rows)
 
+    def columns(self) -> tuple[list, ...]:
+        return (self.seqs, self.ops, self.commit_times, self.lsns, self.rows, self.relations,
+                self.by)
+
     def _runs(self) -> list[tuple[Relation, list[tuple]]]:
         """Consecutive rows described by the same Relation message."""
         runs: list[tuple[Relation, list[tuple]]] = []
@@ -78,12 +87,48 @@ class _TableRows:
         return runs
 
 
+@dataclass
+class _RawRows:
+    """Undecoded Insert / key-keeping Update messages of one relation."""
+
+    relation: Relation
+    seqs: list[int] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)
+    commit_times: list[datetime] = field(default_factory=list)
+    lsns: list[int] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
+
+    def to_chunk(self, table: str) -> StageChunk:
+        names = self.relation.column_names
+        columns = new_tuples_as_columns(self.payloads, len(names))
+        if columns is None:  # not the plain case: decode them one by one
+            return self._decoded().to_chunk(table)
+        count = len(self.seqs)
+        rows = pa.table({
+            "_seq": pa.array(self.seqs, pa.int64()),
+            "_op": pa.array(self.ops, pa.string()),
+            "_commit_ts": pa.array(self.commit_times, COMMIT_TS),
+            "_lsn": pa.array(self.lsns, pa.uint64()),
+            "_unchanged": pa.nulls(count, pa.list_(pa.string())),
+            "_by": pa.nulls(count, pa.list_(pa.string())),
+            **dict(zip(names, columns, strict=True)),
+        })
+        return StageChunk(table, (self.relation,), rows)
+
+    def _decoded(self) -> _TableRows:
+        rows = [decode(payload).new for payload in self.payloads]
+        count = len(rows)
+        return _TableRows(self.seqs, self.ops, self.commit_times, self.lsns, rows,
+                          [self.relation] * count, [None] * count)
+
+
 class ChangeStager:
     """Collects row changes in stream order; hands out a table's chunk once it is full."""
 
     def __init__(self, chunk_rows: int = CHUNK_ROWS):
         self.chunk_rows = chunk_rows
         self.tables: dict[str, _TableRows] = {}
+        self.raw: dict[str, _RawRows] = {}
         self.seq = 0
 
     def add(self, change: RowChange, commit_time: datetime, commit_lsn: int) -> StageChunk | None:
@@ -103,8 +148,41 @@ class ChangeStager:
             return self.tables.pop(name).to_chunk(name)
         return None
 
+    def add_raw(self, relation: Relation, op: str, payload: bytes, commit_time: datetime,
+                commit_lsn: int) -> StageChunk | None:
+        """An Insert, or an Update without an old tuple whose relation keeps its key there
+        (`TransactionAssembler.plain_row`): the payload's new tuple is the row as it is."""
+        name = warehouse_name(relation.namespace, relation.name)
+        rows = self.raw.get(name)
+        if rows is None:
+            rows = self.raw[name] = _RawRows(relation)
+        elif rows.relation is not relation:
+            if rows.relation == relation:  # resent as it was (after a cache invalidation)
+                rows.relation = relation
+            else:
+                # A schema change: the rows before it join the decoded ones, which carry each
+                # row's own Relation.
+                self._add_decoded(name, self.raw.pop(name)._decoded())
+                rows = self.raw[name] = _RawRows(relation)
+        self.seq += 1
+        rows.seqs.append(self.seq)
+        rows.ops.append(op)
+        rows.commit_times.append(commit_time)
+        rows.lsns.append(commit_lsn)
+        rows.payloads.append(payload)
+        if len(rows.seqs) >= self.chunk_rows:
+            return self.raw.pop(name).to_chunk(name)
+        return None
+
+    def _add_decoded(self, name: str, decoded: _TableRows) -> None:
+        rows = self.tables.setdefault(name, _TableRows())
+        for mine, theirs in zip(rows.columns(), decoded.columns(), strict=True):
+            mine.extend(theirs)
+
     def drain(self) -> list[StageChunk]:
         """Every table's remaining rows, as chunks."""
-        chunks = [rows.to_chunk(name) for name, rows in self.tables.items()]
+        chunks = [rows.to_chunk(name) for name, rows in self.raw.items()]
+        chunks += [rows.to_chunk(name) for name, rows in self.tables.items()]
         self.tables.clear()
+        self.raw.clear()
         return chunks
