@@ -386,12 +386,12 @@ class _Streamer:
             self._submit(self.applier.commit, self.checkpoint).result()
         self.copies.update((copy.table, copy) for copy in copies)
 
-    def _held_by_copy(self, table: str) -> bool:
-        copy = self.copies.get(table)
+    def _held_by_copy(self, relation: Relation) -> bool:
+        copy = self.copies.get(warehouse_name(relation.namespace, relation.name))
         return copy is not None and copy.holds(self.begin.xid, self.begin.final_lsn)
 
     def _stage_row(self, change: RowChange) -> None:
-        if self.copies and self._held_by_copy(change.relation.name):
+        if self.copies and self._held_by_copy(change.relation):
             return
         if not self.batch_changes:
             self.batch_started = time.monotonic()
@@ -403,7 +403,7 @@ class _Streamer:
             self._submit(self.applier.stage, chunk)
 
     def _stage_plain(self, relation: Relation, payload: bytes) -> None:
-        if self.copies and self._held_by_copy(relation.name):
+        if self.copies and self._held_by_copy(relation):
             return
         if not self.batch_changes:
             self.batch_started = time.monotonic()
@@ -416,7 +416,7 @@ class _Streamer:
             self._submit(self.applier.stage, chunk)
 
     def _truncate(self, truncate: TableTruncate) -> None:
-        relations = tuple(r for r in truncate.relations if not self._held_by_copy(r.name))
+        relations = tuple(r for r in truncate.relations if not self._held_by_copy(r))
         if not relations:
             return
         truncate = TableTruncate(relations)

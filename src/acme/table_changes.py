@@ -33,7 +33,7 @@ from acme.warehouse.merge import literal
 from acme.warehouse.model import ensure_model
 from acme.warehouse.report_state import NEEDED as REPORT_TABLES
 from acme.warehouse.store import Warehouse
-from acme.warehouse.tables import TableSpec, quote
+from acme.warehouse.tables import TableSpec, cast_sql, quote, warehouse_name
 
 if TYPE_CHECKING:
     from acme.pipeline import SyncOptions
@@ -87,19 +87,20 @@ class TableChanges:
 
     def described(self, relation: Relation, lsn: int) -> TableCopy | None:
         """The stream described a table (transaction `lsn` is about to change it)."""
-        if relation.name not in self.applier.tables:
+        name = warehouse_name(relation.namespace, relation.name)
+        if name not in self.applier.tables:
             return self.applier.between_transactions(
                 lsn, lambda: self._copy(relation.namespace, relation.name))
         with self._source() as conn:
             catalog = catalog_columns(conn, relation.namespace, relation.name)
         if not catalog:
             return None  # dropped since: nothing more will come
-        spec = self.applier.tables[relation.name]
-        steps = plan(self.evolution.known(relation.name), dict(spec.columns), catalog)
+        spec = self.applier.tables[name]
+        steps = plan(self.evolution.known(name), dict(spec.columns), catalog)
         if steps.changes_layout or steps.refills or steps.constants or \
-                steps.record != self.evolution.known(relation.name):
+                steps.record != self.evolution.known(name):
             self.applier.between_transactions(
-                lsn, lambda: self._evolve(relation.namespace, spec, catalog))
+                lsn, lambda: self._evolve(relation.namespace, relation.name, spec, catalog))
         return None
 
     def check_publication(self, connect_timeout: float | None = None) -> list[TableCopy]:
@@ -107,7 +108,7 @@ class TableChanges:
         Call between batches; the caller commits the batch this opens."""
         options = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
         with self._source(**options) as conn:
-            published = {t.spec.name: t.schema for t in
+            published = {t.spec.name: (t.schema, t.name) for t in
                          published_tables(conn, self.options.publication)}
         left = {name for (name,) in self.db.execute(
             "SELECT table_name FROM _acme.tables_left").fetchall()}
@@ -118,7 +119,7 @@ class TableChanges:
         copies = []
         for name in joined:
             copy = self.applier.between_transactions(
-                0, lambda name=name: self._copy(published[name], name))
+                0, lambda name=name: self._copy(*published[name]))
             if copy is not None:
                 copies.append(copy)
         self.applier.between_transactions(0, lambda: self._note_left(leaving))
@@ -129,7 +130,8 @@ class TableChanges:
             self.db.execute("INSERT OR REPLACE INTO _acme.tables_left VALUES ($1, now())",
                             [name])
 
-    def _evolve(self, schema: str, spec: TableSpec, catalog: list[CatalogColumn]) -> None:
+    def _evolve(self, schema: str, source_name: str, spec: TableSpec,
+                catalog: list[CatalogColumn]) -> None:
         known = {column.attnum for column in self.evolution.known(spec.name)}
 
         def read(column: CatalogColumn) -> Iterator[list[tuple]]:
@@ -138,18 +140,19 @@ class TableChanges:
             # their open version's value was the old one, cast).
             written_by = column.catalog_xid if column.attnum in known else None
             with self._source(autocommit=False) as conn:
-                yield from column_values(conn, schema, spec.name, spec.key, column.name,
+                yield from column_values(conn, schema, source_name, spec.key, column.name,
                                          written_by)
 
         steps = self.evolution.apply(spec.name, spec.key, dict(spec.columns), catalog, read)
         if steps.renames:
             ensure_model(self.warehouse, self.options.classification)
 
-    def _copy(self, schema: str, name: str) -> TableCopy | None:
+    def _copy(self, schema: str, source_name: str) -> TableCopy | None:
+        name = warehouse_name(schema, source_name)
         with self._source() as conn:
             point = begin_snapshot(conn, None)
             found = [t for t in published_tables(conn, self.options.publication)
-                     if t.schema == schema and t.spec.name == name]
+                     if t.schema == schema and t.name == source_name]
             if not found:
                 conn.execute("COMMIT")
                 return None  # left again meanwhile
@@ -158,10 +161,10 @@ class TableChanges:
                                 (table.qualified,)).fetchone()[0]:
                 user = conn.execute("SELECT current_user").fetchone()[0]
                 raise SourceMisconfigured(
-                    f"{schema}.{name} joined publication {self.options.publication} but "
+                    f"{table.qualified} joined publication {self.options.publication} but "
                     f"{user} cannot read it to copy its rows; run GRANT SELECT ON "
                     f"{table.qualified} TO {user}, then start acme sync again")
-            catalog = catalog_columns(conn, schema, name)
+            catalog = catalog_columns(conn, schema, source_name)
             if name in self.applier.tables:  # a re-join: renames etc. first, values below
                 self.evolution.apply(name, table.spec.key, dict(self.applier.tables[name].columns),
                                      catalog, lambda column: ())
@@ -171,7 +174,7 @@ class TableChanges:
             columns = table.spec.column_names
             self.db.execute("CREATE OR REPLACE TEMP TABLE joined ("
                             + ", ".join(f"{quote(c)} {kinds[c]}" for c in columns) + ")")
-            casts = ", ".join(f"CAST({quote(c)} AS {kinds[c]})" for c in columns)
+            casts = ", ".join(cast_sql(quote(c), kinds[c]) for c in columns)
             with ParallelCopy(self.options.dsn, point.name, plan_parts(conn, [table]), 1,
                               self.options.application_name) as copy:
                 for copied in copy:

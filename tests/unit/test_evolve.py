@@ -45,3 +45,11 @@ def test_widened_types_hold_both_sides():
     assert widened("DATE", "TIMESTAMP") == "TIMESTAMP"
     assert widened("BIGINT", "DECIMAL(38,30)") == "VARCHAR"
     assert widened("INTEGER", "VARCHAR") == "VARCHAR"
+
+
+def test_one_type_under_two_names_is_not_a_change():
+    # information_schema names what the PostgreSQL mapping calls REAL and TIMESTAMPTZ
+    # otherwise: the same column must not be widened to text.
+    assert widened("FLOAT", "REAL") == "FLOAT"
+    assert widened("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ") == "TIMESTAMP WITH TIME ZONE"
+    assert widened("FLOAT", "DOUBLE") == "DOUBLE"

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from acme.capture.columns import CatalogColumn
 from acme.warehouse.merge import literal
-from acme.warehouse.tables import quote
+from acme.warehouse.tables import cast_sql, quote
 
 COLUMNS_TABLE = """CREATE TABLE IF NOT EXISTS _acme.columns (
     table_name VARCHAR NOT NULL,
@@ -54,10 +54,20 @@ def _digits(kind: str) -> tuple[int, int] | None:
     return None
 
 
+# DuckDB's other names for a type: information_schema says FLOAT and TIMESTAMP WITH TIME
+# ZONE where the mapping from PostgreSQL says REAL and TIMESTAMPTZ.
+_ALIASES = {"FLOAT": "REAL", "FLOAT4": "REAL", "FLOAT8": "DOUBLE", "INT": "INTEGER",
+            "INT4": "INTEGER", "INT8": "BIGINT", "INT2": "SMALLINT", "BOOL": "BOOLEAN",
+            "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE", "TIMETZ": "TIME WITH TIME ZONE",
+            "TEXT": "VARCHAR", "STRING": "VARCHAR"}
+
+
 def widened(old: str, new: str) -> str:
-    """A DuckDB type holding every value of both types; VARCHAR (exact text) when none."""
-    if old == new:
+    """A DuckDB type holding every value of both types; VARCHAR (exact text) when none.
+    `old` itself when both are the same type under two names."""
+    if old == new or _ALIASES.get(old, old) == _ALIASES.get(new, new):
         return old
+    old, new = _ALIASES.get(old, old), _ALIASES.get(new, new)
     for pair in ((old, new), (new, old)):
         if pair in _WIDER:
             return _WIDER[pair]
@@ -183,7 +193,7 @@ class SchemaEvolution:
             kinds.setdefault(new, kinds.get(old, "VARCHAR"))
         for column in steps.constants:
             value = "NULL" if column.missing is None else \
-                f"CAST({literal(column.missing)} AS {kinds[column.name]})"
+                cast_sql(literal(column.missing), kinds[column.name])
             self._fill_open(table, f"{quote(column.name)} = {value}", None)
         for column in steps.refills:
             self._refill(table, key, column, kinds[column.name], read(column))
@@ -201,9 +211,9 @@ class SchemaEvolution:
                               for i, n in enumerate(names)})
             self.db.from_arrow(chunk).insert_into("refill")
         kinds = dict(self._types(table))
-        match = " AND ".join(f"t.{quote(k)} = CAST(r.{quote(k)} AS {kinds[k]})" for k in key)
-        self._fill_open(table, f"{quote(column.name)} = CAST(r.{quote(column.name)} AS {kind})",
-                        f"FROM refill AS r WHERE {match}")
+        match = " AND ".join(f"t.{quote(k)} = {cast_sql(f'r.{quote(k)}', kinds[k])}" for k in key)
+        value = cast_sql(f"r.{quote(column.name)}", kind)
+        self._fill_open(table, f"{quote(column.name)} = {value}", f"FROM refill AS r WHERE {match}")
         self.db.execute("DROP TABLE refill")
 
     def _types(self, table: str) -> list[tuple[str, str]]:
