@@ -246,7 +246,7 @@ class _Streamer:
     skipping: bool = False
     in_flight: _InFlight | None = None
     queued: deque = field(default_factory=deque)
-    failed: bool = False
+    failed: BaseException | None = None  # the first apply step that failed
 
     def __post_init__(self) -> None:
         self.applier = BatchApplier(self.warehouse, self.options.classification)
@@ -451,11 +451,12 @@ class _Streamer:
         (a later commit must never land without the batch before it)."""
         def guarded():
             if self.failed:
-                raise RuntimeError("an earlier apply step failed")
+                # Whoever waits on a later step learns the cause: a storage failure is retried.
+                raise self.failed
             try:
                 return task(*args)
-            except BaseException:
-                self.failed = True
+            except BaseException as error:
+                self.failed = error
                 raise
 
         future = self.apply_thread.submit(guarded)
