@@ -284,6 +284,11 @@ class _Streamer:
             if self.assembler.in_transaction:  # the rest of it is on its way
                 self.stream.wait(IDLE_POLL_SECONDS)
                 continue
+            if target_lsn is not None and self.seen_end_lsn >= target_lsn:
+                # Caught up with what was asked, even if the source never pauses.
+                self._flush()
+                self._settle()
+                return self.checkpoint
             # Drained: hand on what is pending as soon as the batch before it has committed
             # (never on a timer), and meanwhile keep reading into the next one.
             if self.in_flight is not None and not self.in_flight.done.done():
