@@ -241,3 +241,22 @@ def test_a_composite_key_finds_its_rows(warehouse):
     assert warehouse.db.execute(
         "SELECT shelf, slot, label FROM current.shelf_slots ORDER BY 1, 2").fetchall() == [
         (1, 1, "a"), (1, 2, "b3")]
+
+
+def test_unchanged_toast_follows_the_row_to_its_new_key(warehouse):
+    def moved(old: int, new: int, price: str) -> tuple[RowChange, RowChange]:
+        # What the assembler makes of an update that changed the key and left the name
+        # unchanged: a delete of the old key, then an insert of the new one.
+        return (RowChange(PRODUCTS, "D", (str(old), None, None, None, None, None)),
+                RowChange(PRODUCTS, "I", (str(new), UNCHANGED, price, "2026-01-01 10:00:00",
+                                          "2026-02-03", "t")))
+
+    apply(warehouse, txn(1, row(1, "long name from before the batch")))
+    # From current (the old key's row before the batch).
+    apply(warehouse, txn(2, *moved(1, 2, "2.00")))
+    # From the old key's image earlier in the same batch, set in another transaction.
+    apply(warehouse, txn(3, upd(2, "set in this batch")), txn(4, *moved(2, 3, "3.00")))
+    assert history(warehouse, 2) == [("long name from before the batch", at(2), at(3), "insert"),
+                                     ("set in this batch", at(3), at(4), "update")]
+    assert history(warehouse, 3) == [("set in this batch", at(4), None, "insert")]
+    assert current(warehouse) == [(3, "set in this batch")]

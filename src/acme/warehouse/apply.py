@@ -28,6 +28,7 @@ from acme.warehouse.merge import (
     before_table,
     create_stage_sql,
     find_key_sql,
+    key_change_carry_sql,
     merge_sql,
     net_sql,
     net_table,
@@ -226,6 +227,8 @@ class BatchApplier:
                     self.db.execute(statement)
         captured = self._capture_before()
         for staged in self.staged.values():
+            if staged.has_unchanged:
+                self.db.execute(key_change_carry_sql(staged.spec))
             self.db.execute(net_sql(staged.spec, staged.has_unchanged))
         if self.state_active:
             self.state.apply_batch(set(self.staged))

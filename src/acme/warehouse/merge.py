@@ -111,6 +111,39 @@ def find_key_sql(spec: TableSpec, identity: tuple[str, ...]) -> tuple[str, str]:
         f"DELETE FROM {stage} WHERE _by IS NOT NULL AND {quote(spec.key[0])} IS NULL")
 
 
+def key_change_carry_sql(spec: TableSpec) -> str:
+    """Unchanged-TOAST values of a row whose update changed its key (staged as a delete of the
+    old key and, next in `_seq`, an insert of the new one: the only inserts with unchanged
+    values): taken from the old key's latest earlier image in the stage, else from its row
+    in `current` (`before_table`), so the value follows the row to its new key. A value the
+    old key's image itself left unchanged is taken from `current`."""
+    stage, kinds = stage_table(spec), dict(spec.columns)
+    old = ", ".join(f"d.{quote(k)} AS {quote('_old_' + k)}" for k in spec.key)
+    staged_match = " AND ".join(f"s.{quote(k)} = r.{quote('_old_' + k)}" for k in spec.key)
+    current_match = " AND ".join(
+        f"c.{quote(k)} = {cast_sql('r.' + quote('_old_' + k), kinds[k])}"
+        for k in spec.key)
+    found = ", ".join(
+        f"CASE WHEN NOT list_contains(r._unchanged, {literal(name)}) THEN r.{quote(name)} "
+        f"WHEN s._seq IS NOT NULL AND NOT coalesce(list_contains(s._unchanged, "
+        f"{literal(name)}), false) THEN s.{quote(name)} "
+        f"ELSE CAST(c.{quote(name)} AS VARCHAR) END AS {quote(name)}"
+        for name in spec.column_names if name not in spec.key)
+    assign = ", ".join(f"{quote(name)} = f.{quote(name)}"
+                       for name in spec.column_names if name not in spec.key)
+    return f"""
+        UPDATE {stage} AS t SET {assign}, _unchanged = NULL
+        FROM (SELECT r._seq, {found}
+              FROM (SELECT i.*, {old} FROM {stage} AS i
+                    JOIN {stage} AS d ON d._seq = i._seq - 1 AND d._op = 'D'
+                    WHERE i._op = 'I' AND i._unchanged IS NOT NULL) AS r
+              ASOF LEFT JOIN (SELECT * FROM {stage} WHERE _op <> 'D') AS s
+                ON {staged_match} AND r._seq > s._seq
+              LEFT JOIN (SELECT * FROM {before_table(spec)} WHERE _touched) AS c
+                ON {current_match}) AS f
+        WHERE t._seq = f._seq"""
+
+
 def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
     """The staged changes, typed, one row per key and transaction, as `net_table(spec)`."""
     keys = _keys(spec)
