@@ -139,6 +139,7 @@ class ParallelCopy:
         count = max(1, min(connections, len(parts)))
         self.batches: queue.Queue = queue.Queue(maxsize=count * QUEUED_BATCHES_PER_CONNECTION)
         self.stopping = threading.Event()
+        self.lost = threading.Event()  # a reader failed: the copy will be redone
         self.connections: list[adbc.Connection] = []
         try:
             for _ in range(count):
@@ -182,7 +183,9 @@ class ParallelCopy:
             with conn.cursor() as cursor:
                 cursor.adbc_statement.set_options(
                     **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
-                while not self.stopping.is_set():
+                # No new part once another reader failed: its connection may be cut too, and
+                # the ADBC driver can abort the process on a query sent over a dead one.
+                while not self.stopping.is_set() and not self.lost.is_set():
                     try:
                         part = self.parts.get_nowait()
                     except queue.Empty:
@@ -194,6 +197,7 @@ class ParallelCopy:
                             return
             self._hand_over(_DONE)
         except BaseException as error:  # handed to the consumer
+            self.lost.set()
             self._hand_over(error)
 
     def _hand_over(self, item) -> bool:
