@@ -40,7 +40,7 @@ from acme.warehouse.report_state import STATE_COLUMNS, ReportState
 from acme.warehouse.stage import StageChunk
 from acme.warehouse.stopped import clear_stopped, read_stopped
 from acme.warehouse.store import Checkpoint, Warehouse
-from acme.warehouse.tables import TableSpec, quote
+from acme.warehouse.tables import TableSpec, quote, warehouse_name
 
 T = TypeVar("T")
 
@@ -104,7 +104,7 @@ class BatchApplier:
         that precede the TRUNCATE were never visible and are dropped; those of other tables
         stay staged for the batch's merge."""
         self._begin()
-        held = self._hold(lsn, {relation.name for relation in relations}) \
+        held = self._hold(lsn, {warehouse_name(r.namespace, r.name) for r in relations}) \
             if lsn is not None else {}
         self._merge()
         self._restore(held)
