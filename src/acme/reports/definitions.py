@@ -15,6 +15,8 @@ deterministic:
 
 from dataclasses import dataclass
 
+from acme.warehouse.report_state import STATE_TABLES
+
 
 @dataclass(frozen=True)
 class Report:
@@ -53,7 +55,6 @@ REPORTS = {report.name: report for report in (
            takes_limit=True, default_limit=3),
 )}
 
-STATE = ("open_orders", "customer_orders", "pending_items")
 NAMES = ("products", "customers")
 
 
@@ -61,8 +62,8 @@ def table_sources(as_of: bool) -> dict[str, str]:
     """SQL for each state table and name table now, or as of the `$as_of` parameter."""
     valid = ("_valid_from <= $as_of AND (_valid_to IS NULL OR _valid_to > $as_of)" if as_of
              else "_valid_to IS NULL")
-    sources = {name: f"(SELECT * FROM reports.{name} WHERE {valid})" if as_of
-               else f"reports.{name}_now" for name in STATE}
+    sources = {table.name: f"(SELECT * FROM {table.qualified} WHERE {valid})" if as_of
+               else table.now for table in STATE_TABLES}
     for name in NAMES:
         sources[name] = (f"(SELECT * FROM history.{name} WHERE {valid})" if as_of
                          else f"current.{name}")
