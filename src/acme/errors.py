@@ -68,5 +68,6 @@ class UnstorableValue(WarehouseError):
         return cls(
             f"cannot store {shown!r} in {table}.{column} ({kind}) at LSN {lsn}; nothing from "
             f"that transaction on was applied: widen the warehouse column (ALTER TABLE "
-            f"history.\"{table}\" ALTER COLUMN \"{column}\" TYPE VARCHAR, and the same for "
-            f"current.\"{table}\") or fix the value in the source, then run `acme sync` again")
+            f"open_versions.\"{table}\" ALTER COLUMN \"{column}\" TYPE VARCHAR, and the same "
+            f"for closed_versions.\"{table}\") or fix the value in the source, then run "
+            f"`acme sync` again")

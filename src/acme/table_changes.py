@@ -32,7 +32,7 @@ from acme.warehouse.load import BATCH_NAME
 from acme.warehouse.merge import literal
 from acme.warehouse.model import ensure_model
 from acme.warehouse.report_state import NEEDED as REPORT_TABLES
-from acme.warehouse.store import Warehouse
+from acme.warehouse.store import CLOSED, OPEN, Warehouse
 from acme.warehouse.tables import TableSpec, cast_sql, quote, warehouse_name
 
 if TYPE_CHECKING:
@@ -202,20 +202,21 @@ class TableChanges:
         """The copied rows (`joined`) become the table's state from `taken_at`: a key whose
         row differs (or is gone) has its open version closed there, and a new version
         starts there for each row that is new or differs."""
-        history, current = f"history.{quote(spec.name)}", f"current.{quote(spec.name)}"
+        open_versions, closed = f"{OPEN}.{quote(spec.name)}", f"{CLOSED}.{quote(spec.name)}"
         same = " AND ".join(f"t.{quote(c)} IS NOT DISTINCT FROM j.{quote(c)}" for c in columns)
         listed = ", ".join(quote(c) for c in columns)
         since = f"CAST({literal(taken_at.isoformat())} AS TIMESTAMPTZ)"
+        gone = f"NOT EXISTS (SELECT 1 FROM joined AS j WHERE {same})"
+        everything = ", ".join(quote(c) for c in spec.column_names)
         self.db.execute(f"""
-            UPDATE {history} AS t SET _valid_to = {since},
-                                      _valid_from = least(t._valid_from, {since})
-            WHERE t._valid_to IS NULL AND NOT EXISTS (SELECT 1 FROM joined AS j WHERE {same})""")
+            INSERT INTO {closed} ({everything}, _valid_from, _valid_to, _op, _lsn)
+            SELECT {everything}, least(t._valid_from, {since}), {since}, t._op, t._lsn
+            FROM {open_versions} AS t WHERE {gone}""")
+        self.db.execute(f"DELETE FROM {open_versions} AS t WHERE {gone}")
         self.db.execute(f"""
-            INSERT INTO {history} ({listed}, _valid_from, _valid_to, _op, _lsn)
-            SELECT {listed}, {since}, NULL, 'snapshot', {int(lsn)} FROM joined AS j
-            WHERE NOT EXISTS (SELECT 1 FROM {current} AS t WHERE {same})""")
-        self.db.execute(f"DELETE FROM {current}")
-        self.db.execute(f"INSERT INTO {current} ({listed}) SELECT {listed} FROM joined")
+            INSERT INTO {open_versions} ({listed}, _valid_from, _op, _lsn)
+            SELECT {listed}, {since}, 'snapshot', {int(lsn)} FROM joined AS j
+            WHERE NOT EXISTS (SELECT 1 FROM {open_versions} AS t WHERE {same})""")
         self.db.execute("DROP TABLE joined")
         self.warehouse.recount(spec.name)
 

@@ -49,4 +49,4 @@ def test_stopped_sync_shows_in_status_and_the_api_keeps_serving(source_db, tmp_p
     run = acme("sync", "--once", "--dsn", source_db.cdc_dsn, "--warehouse", str(warehouse),
                "--slot", source_db.slot, "--publication", source_db.publication)
     assert_one_line_error(run, f"cannot store '{BAD}' in edge.ts (TIMESTAMP) at LSN ",
-                          "ALTER TABLE history.\"edge\" ALTER COLUMN \"ts\" TYPE VARCHAR")
+                          "ALTER TABLE open_versions.\"edge\" ALTER COLUMN \"ts\" TYPE VARCHAR")

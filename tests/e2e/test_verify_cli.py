@@ -26,8 +26,8 @@ def test_exit_0_when_synced_then_1_naming_each_table_changed_behind_its_back(sou
     assert equal.code == 0, equal.stdout + equal.stderr
     assert "equal at source LSN" in equal.stdout
     with duckdb.connect(str(tmp_path / "w.duckdb")) as warehouse:
-        warehouse.execute("DELETE FROM current.orders WHERE order_id = 7")
-        warehouse.execute("UPDATE current.order_items SET quanity = quanity + 1 "
+        warehouse.execute("DELETE FROM open_versions.orders WHERE order_id = 7")
+        warehouse.execute("UPDATE open_versions.order_items SET quanity = quanity + 1 "
                           "WHERE order_item_id = 11")
     differs = acme("verify", env=env)
     assert differs.code == 1

@@ -41,12 +41,12 @@ def test_block_ranges_over_several_connections_copy_every_row_once(source_db):
 
 def test_leftovers_of_an_interrupted_snapshot_are_replaced(source_db, warehouse_path):
     seed(source_db.app_dsn, SeedPlan.for_orders(2_000, seed=6))
-    # What a crash between the history and the current commits leaves: rows, no checkpoint.
+    # What a crash between the copy's commits leaves: rows, no checkpoint.
     warehouse = Warehouse.open(warehouse_path)
     with psycopg.connect(source_db.cdc_dsn) as conn:
         for table in published_tables(conn, source_db.publication):
             warehouse.ensure_table(table.spec, {})
-    warehouse.db.execute("INSERT INTO history.orders (order_id, status, _op) "
+    warehouse.db.execute("INSERT INTO open_versions.orders (order_id, status, _op) "
                          "VALUES (1, 'LEFTOVER', 'snapshot'), (-5, 'LEFTOVER', 'snapshot')")
     assert warehouse.checkpoint() is None
     warehouse.close()

@@ -159,7 +159,7 @@ def test_a_value_no_column_can_hold_stops_the_stream_with_one_line_until_the_col
         assert parse_lsn(message.split(" at LSN ")[1].split(";")[0]) <= written
         # Doing what the line says (widening the warehouse column) lets sync carry on.
         with duckdb.connect(str(warehouse_path)) as store:
-            for layer in ("history", "current"):
+            for layer in ("open_versions", "closed_versions"):
                 store.execute(f'ALTER TABLE {layer}."edge" ALTER COLUMN "ts" TYPE VARCHAR')
         sync_once(source_db, warehouse_path)
     with duckdb.connect(str(warehouse_path), read_only=True) as store:

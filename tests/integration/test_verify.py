@@ -55,18 +55,18 @@ def test_rows_deleted_altered_or_added_behind_its_back_are_named(synced):
     db, path = synced
     with duckdb.connect(str(path)) as warehouse:
         order_id = warehouse.execute("SELECT min(order_id) FROM current.orders").fetchone()[0]
-        warehouse.execute("DELETE FROM current.orders WHERE order_id = $1", [order_id])
+        warehouse.execute("DELETE FROM open_versions.orders WHERE order_id = $1", [order_id])
         customer = warehouse.execute("SELECT max(customer_id) FROM current.customers")\
             .fetchone()[0]
-        warehouse.execute("UPDATE current.customers SET customer_address = "
+        warehouse.execute("UPDATE open_versions.customers SET customer_address = "
                           "coalesce(customer_address, '') || '!' WHERE customer_id = $1",
                           [customer])
         product = warehouse.execute("SELECT min(product_id) FROM current.products").fetchone()[0]
         # A change only a price's last decimal place shows.
-        warehouse.execute("UPDATE current.products SET unity_price = CAST(CAST(unity_price "
+        warehouse.execute("UPDATE open_versions.products SET unity_price = CAST(CAST(unity_price "
                           "AS DECIMAL(18,2)) + 0.01 AS VARCHAR) WHERE product_id = $1",
                           [product])
-        warehouse.execute("INSERT INTO current.order_items (order_item_id, quanity) "
+        warehouse.execute("INSERT INTO open_versions.order_items (order_item_id, quanity) "
                           "VALUES (987654321, 1)")
     with duckdb.connect(str(path), read_only=True) as warehouse:
         report = verify_warehouse(warehouse, options_for(db))

@@ -152,7 +152,7 @@ def test_checkpoint_commits_with_the_data_and_a_failed_batch_leaves_nothing(ware
     assert str(stopped.value).startswith(
         "cannot store '294300-01-01 00:00:00' in products.created_at (TIMESTAMP) at LSN 0/12C;")
     message = str(stopped.value)
-    assert "\n" not in message and 'ALTER TABLE history."products"' in message
+    assert "\n" not in message and 'ALTER TABLE open_versions."products"' in message
     assert warehouse.checkpoint().end_lsn == 110
     assert current(warehouse) == [(1, "a")]
 

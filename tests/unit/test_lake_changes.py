@@ -2,12 +2,14 @@
 tombstone for every version nothing continues (hand-made histories, no Postgres)."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pytest
 
 from acme.lake.changes import closed_without_successor_sql, events_sql
+from acme.warehouse.store import BOOTSTRAP, Warehouse
 from acme.warehouse.tables import TableSpec
 
 SPEC = TableSpec("t", (("id", "BIGINT"), ("v", "VARCHAR")), ("id",))
@@ -37,10 +39,13 @@ HISTORY = [
 def db():
     connection = duckdb.connect()
     connection.execute("SET TimeZone = 'UTC'")
-    connection.execute("CREATE SCHEMA history")
-    connection.execute("CREATE TABLE history.t (id BIGINT, v VARCHAR, _valid_from TIMESTAMPTZ, "
-                       "_valid_to TIMESTAMPTZ, _op VARCHAR, _lsn UBIGINT)")
-    connection.executemany("INSERT INTO history.t VALUES (?, ?, ?, ?, ?, ?)", HISTORY)
+    for statement in BOOTSTRAP:
+        connection.execute(statement)
+    Warehouse(connection, Path("memory")).ensure_table(SPEC, {})
+    connection.executemany("INSERT INTO closed_versions.t VALUES (?, ?, ?, ?, ?, ?)",
+                           [row for row in HISTORY if row[3] is not None])
+    connection.executemany("INSERT INTO open_versions.t VALUES (?, ?, ?, ?, ?)",
+                           [row[:3] + row[4:] for row in HISTORY if row[3] is None])
     yield connection
     connection.close()
 

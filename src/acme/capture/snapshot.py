@@ -183,8 +183,7 @@ class ParallelCopy:
             with conn.cursor() as cursor:
                 cursor.adbc_statement.set_options(
                     **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
-                # No new part once another reader failed: its connection may be cut too, and
-                # the ADBC driver can abort the process on a query sent over a dead one.
+                # No new part once another reader failed: the copy will be redone anyway.
                 while not self.stopping.is_set() and not self.lost.is_set():
                     try:
                         part = self.parts.get_nowait()
@@ -217,8 +216,8 @@ class ParallelCopy:
         self._close_connections()
 
     def _close_connections(self) -> None:
-        # Closed without a COMMIT: their transactions only read, and the ADBC driver (1.8)
-        # aborts the whole process on a query sent over a connection that was reset.
+        # Closed without a COMMIT: their transactions only read, and a COMMIT over a lost
+        # connection would only wait for the TCP timeouts to fail.
         for conn in self.connections:
             conn.close()
 

@@ -1,7 +1,8 @@
 """What the lake lacks, read from the DuckDB warehouse as SQL over its history. No Iceberg here.
 
-DuckDB's history is mutable (a version's `_valid_to` is set when its successor arrives; a
-DELETE or a TRUNCATE only closes the last version), the lake is append-only. Given the
+In DuckDB a version ends when its successor arrives (it moves from the open versions to the
+closed ones, gaining its `_valid_to`; a DELETE or a TRUNCATE only ends the last version); the
+lake is append-only. Given the
 checkpoint LSN a lake table last recorded:
 - new versions are the history rows with `_lsn >= that LSN` (every transaction of a later batch
   commits at or after the checkpoint's end LSN; every earlier one before it), except the
@@ -15,6 +16,7 @@ checkpoint LSN a lake table last recorded:
 
 from datetime import timedelta
 
+from acme.warehouse.store import CLOSED, OPEN
 from acme.warehouse.tables import TableSpec, quote
 
 CLOSE_MARGIN = timedelta(minutes=5)
@@ -36,16 +38,16 @@ def closed_without_successor_sql(spec: TableSpec, bounded: bool) -> str:
     (a row updated then truncated in one transaction; a copied row a late commit replaced),
     hence "another row" (rowid) rather than "a row starting where this one ends".
     """
-    history = f"history.{quote(spec.name)}"
+    closed, open_versions = f"{CLOSED}.{quote(spec.name)}", f"{OPEN}.{quote(spec.name)}"
     low = " AND _valid_to >= $low" if bounded else ""
     low_next = " AND n._valid_from >= $low" if bounded else ""
+    successor = f"n._valid_from = c._valid_to AND {_key_match(spec, 'n', 'c')}{low_next}"
     return f"""
         SELECT {_keys(spec, 'c')}, c._valid_to AS _valid_from
-        FROM (SELECT rowid AS _row, {_keys(spec)}, _valid_to FROM {history}
-              WHERE _valid_to IS NOT NULL{low}) AS c
-        WHERE NOT EXISTS (SELECT 1 FROM {history} AS n
-                          WHERE n._valid_from = c._valid_to AND n.rowid <> c._row
-                            AND {_key_match(spec, 'n', 'c')}{low_next})"""
+        FROM (SELECT rowid AS _row, {_keys(spec)}, _valid_to FROM {closed}
+              WHERE true{low}) AS c
+        WHERE NOT EXISTS (SELECT 1 FROM {closed} AS n WHERE {successor} AND n.rowid <> c._row)
+          AND NOT EXISTS (SELECT 1 FROM {open_versions} AS n WHERE {successor})"""
 
 
 def events_sql(spec: TableSpec, first: bool) -> str:

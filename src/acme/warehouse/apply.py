@@ -36,7 +36,7 @@ from acme.warehouse.merge import (
     truncate_sql,
     unstorable_sql,
 )
-from acme.warehouse.report_state import STATE_COLUMNS, ReportState
+from acme.warehouse.report_state import ReportState
 from acme.warehouse.stage import StageChunk
 from acme.warehouse.stopped import clear_stopped, read_stopped
 from acme.warehouse.store import Checkpoint, Warehouse
@@ -110,9 +110,9 @@ class BatchApplier:
         self._restore(held)
         for relation in relations:
             spec = self._spec_for((relation,))
-            close_versions, empty_current = truncate_sql(spec)
+            close_versions, empty_open = truncate_sql(spec)
             self.db.execute(close_versions, [commit_time])
-            removed = self.db.execute(empty_current).fetchone()[0]
+            removed = self.db.execute(empty_open).fetchone()[0]
             self.warehouse.add_rows({("current", spec.name): -removed})
             if self.state_active:
                 self.state.truncated(spec.name, commit_time)
@@ -204,15 +204,14 @@ class BatchApplier:
                                      format_lsn(lsn))
 
     def _capture_before(self) -> list[TableSpec]:
-        """Read each staged table's touched rows out of `current` in one scan, with the rows
-        the report state needs around them (in the order it needs them)."""
+        """Read each staged table's touched open versions in one scan, with the rows the
+        report state needs around them (in the order it needs them)."""
         contexts = self.state.contexts(set(self.staged)) if self.state_active else {}
         captured = []
         for name in [*contexts, *(name for name in self.staged if name not in contexts)]:
             staged = self.staged.get(name)
             spec = staged.spec if staged else self.tables[name]
-            columns = None if staged and staged.has_unchanged else STATE_COLUMNS.get(name, ())
-            self.db.execute(before_sql(spec, staged is not None, columns, contexts.get(name)))
+            self.db.execute(before_sql(spec, staged is not None, contexts.get(name)))
             captured.append(spec)
         return captured
 
@@ -234,13 +233,13 @@ class BatchApplier:
             self.state.apply_batch(set(self.staged))
         moves: dict[tuple[str, str], int] = {}
         for name, staged in self.staged.items():
-            close_versions, add_versions, drop_current, add_current = merge_sql(staged.spec)
-            self.db.execute(close_versions)
-            added = self.db.execute(add_versions).fetchone()[0]
-            dropped = self.db.execute(drop_current).fetchone()[0]
-            kept = self.db.execute(add_current).fetchone()[0]
-            moves[("history", name)] = added
-            moves[("current", name)] = kept - dropped
+            drop_open, close_open, add_closed, add_open = merge_sql(staged.spec)
+            dropped = self.db.execute(drop_open).fetchone()[0]
+            self.db.execute(close_open)
+            closed = self.db.execute(add_closed).fetchone()[0]
+            opened = self.db.execute(add_open).fetchone()[0]
+            moves[("history", name)] = closed + opened
+            moves[("current", name)] = opened - dropped
             self.db.execute(f"DROP TABLE {stage_table(staged.spec)}")
             self.db.execute(f"DROP TABLE {net_table(staged.spec)}")
             self.applied += staged.rows

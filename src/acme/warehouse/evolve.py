@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from acme.capture.columns import CatalogColumn
 from acme.warehouse.merge import literal
+from acme.warehouse.store import CLOSED, OPEN, refresh_views
 from acme.warehouse.tables import cast_sql, quote
 
 COLUMNS_TABLE = """CREATE TABLE IF NOT EXISTS _acme.columns (
@@ -178,7 +179,7 @@ class SchemaEvolution:
               catalog: list[CatalogColumn], read: Reader) -> Plan:
         """Bring the warehouse table in line with the catalog; returns what was done."""
         steps = plan(self.known(table), warehouse, catalog)
-        for schema in ("history", "current"):
+        for schema in (OPEN, CLOSED):
             target = f"{schema}.{quote(table)}"
             for old, new in steps.renames:
                 self.db.execute(f"ALTER TABLE {target} RENAME COLUMN {quote(old)} "
@@ -188,6 +189,8 @@ class SchemaEvolution:
                                 f"TYPE {kind}")
             for name, kind in steps.adds:
                 self.db.execute(f"ALTER TABLE {target} ADD COLUMN {quote(name)} {kind}")
+        if steps.renames or steps.retypes or steps.adds:
+            refresh_views(self.db, table)
         kinds = dict(warehouse) | dict(steps.adds) | dict(steps.retypes)
         for old, new in steps.renames:
             kinds.setdefault(new, kinds.get(old, "VARCHAR"))
@@ -222,15 +225,8 @@ class SchemaEvolution:
             "WHERE table_schema = 'current' AND table_name = $1", [table]).fetchall()
 
     def _fill_open(self, table: str, assignment: str, source: str | None) -> None:
-        """Set a column in each key's open version and in current."""
-        for target, open_only in ((f"history.{quote(table)}", True),
-                                  (f"current.{quote(table)}", False)):
-            where = " AND t._valid_to IS NULL" if open_only else ""
-            if source is None:
-                self.db.execute(f"UPDATE {target} AS t SET {assignment} "
-                                f"WHERE true{where}")
-            else:
-                self.db.execute(f"UPDATE {target} AS t SET {assignment} {source}{where}")
+        """Set a column in each key's open version (what current shows)."""
+        self.db.execute(f"UPDATE {OPEN}.{quote(table)} AS t SET {assignment} {source or ''}")
 
 
 def model_names(db: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:

@@ -1,11 +1,10 @@
-"""Snapshot load: copied rows (Arrow batches) become each key's first version, and current.
+"""Snapshot load: copied rows (Arrow batches) become each key's first (open) version.
 
-Each batch is written once to `history` (as a version valid from the copy's time) and once to
-`current`, straight from the Arrow batch: no table is read back to build another. The two
-tables are written at the same time by two DuckDB connections (DuckDB runs a statement
-without the GIL), each appending on its own thread: appends split over DuckDB's worker
-threads leave a partial row group per thread and statement, which the commit compresses a
-second time.
+Each batch is written once, to `open_versions` (valid from the copy's time), straight from the
+Arrow batch: `history` and `current` are views over it. The batches are shared out between two
+DuckDB connections (DuckDB runs a statement without the GIL), each appending on its own thread
+in its own transaction: appends split over DuckDB's worker threads leave a partial row group
+per thread and statement, which the commit compresses a second time.
 
 Each of the two commits on its own thread when its last batch is in; then the model and the
 checkpoint commit. A crash before that leaves tables without a checkpoint: the next sync
@@ -29,10 +28,11 @@ from acme.capture.snapshot import CopiedBatch
 from acme.errors import UnstorableValue
 from acme.lsn import format_lsn
 from acme.warehouse.merge import literal, unstorable_sql
-from acme.warehouse.store import Warehouse
+from acme.warehouse.store import OPEN, Warehouse
 from acme.warehouse.tables import TableSpec, cast_sql, quote, text_columns
 
 BATCH_NAME = "snapshot_raw"
+WRITERS = 2
 QUEUED_BATCHES = 2
 _END = object()
 _ABORT = object()
@@ -43,19 +43,13 @@ _ABORT = object()
 MEMORY_LIMIT = "384MB"
 
 
-def history_sql(spec: TableSpec, valid_from: datetime, lsn: int) -> str:
+def versions_sql(spec: TableSpec, valid_from: datetime, lsn: int) -> str:
     """Insert one copied batch (`snapshot_raw`) as first versions, cast to the column types
     (a no-op for binary columns; `text_columns` arrive as PostgreSQL's text)."""
     since = f"CAST({literal(valid_from.isoformat())} AS TIMESTAMPTZ)"
     return f"""
-        INSERT INTO history.{quote(spec.name)} ({_columns(spec)}, _valid_from, _valid_to, _op, _lsn)
-        SELECT {_values(spec)}, {since}, NULL, 'snapshot', {int(lsn)} FROM {BATCH_NAME}"""
-
-
-def current_sql(spec: TableSpec) -> str:
-    return f"""
-        INSERT INTO current.{quote(spec.name)} ({_columns(spec)})
-        SELECT {_values(spec)} FROM {BATCH_NAME}"""
+        INSERT INTO {OPEN}.{quote(spec.name)} ({_columns(spec)}, _valid_from, _op, _lsn)
+        SELECT {_values(spec)}, {since}, 'snapshot', {int(lsn)} FROM {BATCH_NAME}"""
 
 
 def _columns(spec: TableSpec) -> str:
@@ -81,7 +75,7 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
                   finish: Callable[[], None],
                   progress: Callable[[int], None] = lambda rows: None) -> int:
     """Replace any leftovers with the copied rows; `finish` runs in the transaction that
-    commits last, once history and current are committed. Returns the rows loaded."""
+    commits last, once the versions are committed. Returns the rows loaded."""
     with warehouse.transaction():
         warehouse.drop_tables()
         known: dict[str, TableSpec] = {}
@@ -89,15 +83,12 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
     rows = 0
     with _settings(warehouse, threads=1, memory_limit=MEMORY_LIMIT,
                    write_buffer_row_group_count=1):
-        writers = [_Writer(warehouse, {spec.name: history_sql(spec, valid_from, lsn)
-                                       for spec in specs}, "history"),
-                   _Writer(warehouse, {spec.name: current_sql(spec) for spec in specs},
-                           "current")]
+        statements = {spec.name: versions_sql(spec, valid_from, lsn) for spec in specs}
+        writers = [_Writer(warehouse, statements, f"snapshot-{n}") for n in range(WRITERS)]
         checks = _ValueChecks(warehouse, specs, lsn)
         try:
-            for copied in batches:
-                for writer in writers:
-                    writer.put(copied)
+            for n, copied in enumerate(batches):
+                writers[n % WRITERS].put(copied)
                 rows += copied.batch.num_rows
                 progress(copied.batch.num_rows)
             for writer in writers:
@@ -153,8 +144,8 @@ def _settings(warehouse: Warehouse, **values) -> Iterator[None]:
 
 
 class _Writer:
-    """A thread writing each batch to one schema, in its own connection and transaction,
-    and committing when the batches end."""
+    """A thread writing the batches it is given, in its own connection and transaction, and
+    committing when the batches end."""
 
     def __init__(self, warehouse: Warehouse, statements: dict[str, str], name: str):
         self.db = warehouse.db.cursor()
@@ -164,7 +155,7 @@ class _Writer:
         self.failed: CopiedBatch | None = None  # the batch a statement failed on
         self.committed = False
         self.db.execute("BEGIN TRANSACTION")
-        self.thread = threading.Thread(target=self._run, name=f"snapshot-{name}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:

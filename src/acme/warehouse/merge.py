@@ -5,20 +5,20 @@ Streamed row changes are staged per table (`stage_table`: text values as receive
 The work tables are TEMP tables of the writer's connection: no reader sees them, committing
 them costs nothing, and DuckDB spills them to disk past its memory limit, so a batch of any
 size fits.
-0. the touched keys' rows in `current` before the batch (`before_table`), found in one scan
-   with their row ids, so nothing after it looks a key up in `current` again (a lookup is a
-   scan of the table: DuckDB's ART indexes must stay in memory whole, which tens of millions
-   of keys do not fit);
+0. the touched keys' open versions before the batch (`before_table`), found in one scan with
+   their row ids, so nothing after it looks a key up again (a lookup is a scan of the table:
+   DuckDB's ART indexes must stay in memory whole, which tens of millions of keys do not fit);
 1. net changes (`net_table`): text cast to the column types; an unchanged-TOAST value taken
    from the row's previous image in the stage, else from `current`; one row per key and
    transaction (its net effect: the source's other sessions never saw the states in between),
    with the time the key changes next (`_next_ts`);
-2. history: close each touched key's open version at its first change (only keys that were
-   in `current` have one: a batch of new keys never scans history);
-3. history: one new version per insert/update, valid until the key's next change;
-4. current: replace each touched key by its last state (or drop it if that was a delete).
+2. the touched keys' open versions move to the closed ones, ending at the key's first change
+   (appended from `before_table`: the closed versions are never searched);
+3. one new version per insert/update, valid until the key's next change: closed if the key
+   changes again in the batch, else it is the key's open version (a delete leaves none).
 """
 
+from acme.warehouse.store import CLOSED, OPEN
 from acme.warehouse.tables import TableSpec, cast_sql, quote, try_cast_sql
 
 VERSION_OP = "CASE _op WHEN 'I' THEN 'insert' ELSE 'update' END"
@@ -60,12 +60,10 @@ def create_stage_sql(spec: TableSpec) -> str:
     return f"CREATE OR REPLACE TEMP TABLE {stage_table(spec)} ({', '.join(columns)})"
 
 
-def before_sql(spec: TableSpec, staged: bool, columns: tuple[str, ...] | None,
-               context: str | None = None) -> str:
-    """`before_table(spec)`: the rows of `current` whose key is staged (`_touched`), plus those
-    `context` (a predicate over current's columns) asks for around them, with their row ids
-    (`_row`: the rows are dropped by row id, not found again). Only the key and `columns`
-    (None: all) are read: fetching scattered rows decompresses every column they sit in."""
+def before_sql(spec: TableSpec, staged: bool, context: str | None = None) -> str:
+    """`before_table(spec)`: the open versions whose key is staged (`_touched`), plus those
+    `context` (a predicate over their columns, as `c`) asks for around them, with their row
+    ids (`_row`: the rows are dropped by row id, not found again)."""
     if not staged:
         touched = "false"
     elif len(spec.key) == 1:
@@ -77,12 +75,10 @@ def before_sql(spec: TableSpec, staged: bool, columns: tuple[str, ...] | None,
         row = ", ".join(f"c.{quote(k)}" for k in spec.key)
         cast = ", ".join(cast_sql(quote(k), kinds[k]) for k in spec.key)
         touched = f"({row}) IN (SELECT ({cast}) FROM {stage_table(spec)})"
-    read = spec.column_names if columns is None else \
-        spec.key + tuple(c for c in columns if c not in spec.key)
     return f"""
         CREATE OR REPLACE TEMP TABLE {before_table(spec)} AS
-        SELECT c.rowid AS _row, {touched} AS _touched, {', '.join(f'c.{quote(c)}' for c in read)}
-        FROM current.{quote(spec.name)} AS c
+        SELECT c.rowid AS _row, {touched} AS _touched, c.*
+        FROM {OPEN}.{quote(spec.name)} AS c
         WHERE {touched} OR {context or 'false'}"""
 
 
@@ -106,7 +102,7 @@ def find_key_sql(spec: TableSpec, identity: tuple[str, ...]) -> tuple[str, str]:
               FROM (SELECT * FROM {stage} WHERE _by = {by_literal}) AS r
               ASOF LEFT JOIN (SELECT * FROM {stage} WHERE _by IS NULL AND _op <> 'D') AS s
                 ON {staged_match} AND r._seq > s._seq
-              LEFT JOIN current.{quote(spec.name)} AS c ON {current_match}) AS f
+              LEFT JOIN {OPEN}.{quote(spec.name)} AS c ON {current_match}) AS f
         WHERE t._seq = f._seq""",
         f"DELETE FROM {stage} WHERE _by IS NOT NULL AND {quote(spec.key[0])} IS NULL")
 
@@ -208,39 +204,43 @@ def unstorable_sql(spec: TableSpec, rows: str, order: str = "_seq") -> str | Non
 
 
 def merge_sql(spec: TableSpec) -> tuple[str, str, str, str]:
-    """Statements merging the net changes into history and current, in order: close open
-    versions, add versions (returns the count), drop touched keys from current (returns the
-    count), add their last state to current (returns the count). Keys that were in `current`
-    are read from `before_table(spec)`."""
-    history = f"history.{quote(spec.name)}"
-    current = f"current.{quote(spec.name)}"
+    """Statements merging the net changes into the versions, in order: drop the touched keys'
+    open versions (returns the count), add them to the closed ones, ending at the key's first
+    change in the batch; add the batch's versions that end in it to the closed ones (returns
+    the count), and the last of each key to the open ones (returns the count)."""
+    table = quote(spec.name)
     net, before = net_table(spec), before_table(spec)
     keys, columns = _keys(spec), _columns(spec)
     return (
+        f"DELETE FROM {OPEN}.{table} WHERE rowid IN (SELECT _row FROM {before} WHERE _touched)",
         # least(): a transaction still committing when the copy's snapshot was taken is
         # streamed, yet its commit time can precede the snapshot's time; the copied version
         # then ends at that commit and is moved to start there (zero length), never ending
         # before it starts.
         f"""
-        UPDATE {history} AS h
-        SET _valid_to = f._first_ts, _valid_from = least(h._valid_from, f._first_ts)
-        FROM (SELECT {keys}, min(_commit_ts) AS _first_ts FROM {net}
-              WHERE ({keys}) IN (SELECT ({keys}) FROM {before} WHERE _touched)
-              GROUP BY {keys}) AS f
-        WHERE h._valid_to IS NULL AND {key_match(spec, 'h', 'f')}""",
+        INSERT INTO {CLOSED}.{table} ({columns}, _valid_from, _valid_to, _op, _lsn)
+        SELECT {', '.join(f'b.{quote(c)}' for c in spec.column_names)},
+               least(b._valid_from, f._first_ts), f._first_ts, b._op, b._lsn
+        FROM {before} AS b
+        JOIN (SELECT {keys}, min(_commit_ts) AS _first_ts FROM {net} GROUP BY {keys}) AS f
+          ON {key_match(spec, 'b', 'f')}
+        WHERE b._touched""",
         f"""
-        INSERT INTO {history} ({columns}, _valid_from, _valid_to, _op, _lsn)
+        INSERT INTO {CLOSED}.{table} ({columns}, _valid_from, _valid_to, _op, _lsn)
         SELECT {columns}, _commit_ts, _next_ts, {VERSION_OP}, _lsn
-        FROM {net} WHERE _op <> 'D'""",
-        f"DELETE FROM {current} WHERE rowid IN (SELECT _row FROM {before} WHERE _touched)",
+        FROM {net} WHERE _op <> 'D' AND _next_ts IS NOT NULL""",
         f"""
-        INSERT INTO {current} ({columns})
-        SELECT {columns} FROM {net} WHERE _next_ts IS NULL AND _op <> 'D'""",
+        INSERT INTO {OPEN}.{table} ({columns}, _valid_from, _op, _lsn)
+        SELECT {columns}, _commit_ts, {VERSION_OP}, _lsn
+        FROM {net} WHERE _op <> 'D' AND _next_ts IS NULL""",
     )
 
 
 def truncate_sql(spec: TableSpec) -> tuple[str, str]:
-    """A TRUNCATE: close every open version at parameter $1 (its commit time); empty current."""
-    return (f"UPDATE history.{quote(spec.name)} SET _valid_to = $1, "
-            "_valid_from = least(_valid_from, $1) WHERE _valid_to IS NULL",
-            f"DELETE FROM current.{quote(spec.name)}")
+    """A TRUNCATE: every open version closes at parameter $1 (its commit time), and the open
+    versions are emptied (returns the count)."""
+    table, columns = quote(spec.name), _columns(spec)
+    return (f"""
+        INSERT INTO {CLOSED}.{table} ({columns}, _valid_from, _valid_to, _op, _lsn)
+        SELECT {columns}, least(_valid_from, $1), $1, _op, _lsn FROM {OPEN}.{table}""",
+            f"DELETE FROM {OPEN}.{table}")

@@ -24,8 +24,6 @@ from acme.classification import StatusClassification
 from acme.warehouse.merge import literal
 
 NEEDED = ("orders", "order_items")
-STATE_COLUMNS = {"orders": ("order_id", "delivery_date", "status", "customer_id"),
-                 "order_items": ("order_item_id", "order_id", "product_id", "quanity")}
 INFINITY = "'infinity'::TIMESTAMPTZ"
 MINUS_INFINITY = "'-infinity'::TIMESTAMPTZ"
 
@@ -264,8 +262,8 @@ class ReportState:
 
     @staticmethod
     def contexts(touched: set[str]) -> dict[str, str]:
-        """For a batch touching these tables: the rows of `current` the state needs beside the
-        touched ones (a predicate over `current.<table>` as `c`, staged tables `rows_<table>`),
+        """For a batch touching these tables: the open versions the state needs beside the
+        touched ones (a predicate over the open versions as `c`, staged tables `rows_<table>`),
         per table, in the order they must be read: items of touched orders, then the orders of
         items read or touched."""
         if not touched & set(NEEDED):

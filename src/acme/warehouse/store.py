@@ -1,9 +1,14 @@
 """The DuckDB warehouse file: its schemas, the table layout, and the checkpoint.
 
 Layout (a public interface: analysts open this file directly):
-- `history.<table>`: source columns + `_valid_from`, `_valid_to` (source commit times, UTC),
-  `_op` ('snapshot' | 'insert' | 'update'), `_lsn` (commit LSN of the version);
-- `current.<table>`: the source columns, latest state;
+- `history.<table>` (a view): source columns + `_valid_from`, `_valid_to` (source commit times,
+  UTC), `_op` ('snapshot' | 'insert' | 'update'), `_lsn` (commit LSN of the version);
+- `current.<table>` (a view): the source columns, latest state;
+- both read two tables, which only the pipeline writes: `open_versions.<table>` (each key's
+  open version: the source columns + `_valid_from`, `_op`, `_lsn`) and
+  `closed_versions.<table>` (every version that ended, with its `_valid_to`). A change moves a
+  version from the first to the second: history is only ever appended to, so applying a batch
+  never searches the (ever growing) closed versions, and the copy writes each row once;
 - `_acme.checkpoint`: the last applied transaction's end LSN and commit time, written in the
   same DuckDB transaction as the data it covers, plus the snapshot the initial copy used;
 - `_acme.tables`: each table's primary key;
@@ -31,9 +36,10 @@ from acme.warehouse.ownership import SourceIdentity
 from acme.warehouse.stopped import STOPPED_DDL
 from acme.warehouse.tables import TableSpec, quote
 
+OPEN, CLOSED = "open_versions", "closed_versions"
 BOOTSTRAP = [
-    "CREATE SCHEMA IF NOT EXISTS history",
-    "CREATE SCHEMA IF NOT EXISTS current",
+    *(f"CREATE SCHEMA IF NOT EXISTS {schema}"
+      for schema in ("history", "current", OPEN, CLOSED)),
     "CREATE SCHEMA IF NOT EXISTS _acme",
     """CREATE TABLE IF NOT EXISTS _acme.checkpoint (
            singleton BOOLEAN PRIMARY KEY DEFAULT true,
@@ -72,6 +78,7 @@ MEMORY_LIMIT = "500MB"
 STORAGE_FAILURES = ("no space left", "read-only file system", "operation not permitted",
                     "permission denied", "could not write file", "cannot open file",
                     "disk quota exceeded", "has been invalidated")
+OPEN_BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_op", "VARCHAR"), ("_lsn", "UBIGINT"))
 BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_valid_to", "TIMESTAMPTZ"),
                ("_op", "VARCHAR"), ("_lsn", "UBIGINT"))
 
@@ -114,6 +121,8 @@ class Warehouse:
         if not read_only:
             for statement in BOOTSTRAP:
                 connection.execute(statement)
+            with warehouse.transaction():
+                _ensure_layout(connection)
         return warehouse
 
     def close(self) -> None:
@@ -194,42 +203,41 @@ class Warehouse:
 
     def tables(self) -> dict[str, TableSpec]:
         keys = dict(self.db.execute("SELECT name, key_columns FROM _acme.tables").fetchall())
-        specs = {}
-        for name, key in keys.items():
-            columns = self.db.execute(
-                """SELECT column_name, data_type FROM information_schema.columns
-                   WHERE table_schema = 'current' AND table_name = $1
-                   ORDER BY ordinal_position""", [name]).fetchall()
-            specs[name] = TableSpec(name, tuple(columns), tuple(key))
-        return specs
+        return {name: read_spec(self.db, name, tuple(key)) for name, key in keys.items()}
 
     def drop_tables(self) -> None:
         """Forget every table: what an interrupted first snapshot left (no checkpoint yet)."""
         for name in self.tables():
             for schema in ("history", "current"):
+                self.db.execute(f"DROP VIEW IF EXISTS {schema}.{quote(name)}")
+            for schema in (OPEN, CLOSED):
                 self.db.execute(f"DROP TABLE IF EXISTS {schema}.{quote(name)}")
         self.db.execute("DELETE FROM _acme.tables")
 
     def ensure_table(self, wanted: TableSpec, known: dict[str, TableSpec]) -> TableSpec:
-        """Create the table in history and current, or add the columns it gained."""
+        """Create the table's versions and views, or add the columns it gained."""
         existing = known.get(wanted.name)
         if existing is None:
             self._create(wanted)
             merged = wanted
         else:
             merged = existing.merged_with(wanted)
-            for name, kind in merged.columns[len(existing.columns):]:
-                for schema in ("history", "current"):
+            added = merged.columns[len(existing.columns):]
+            for name, kind in added:
+                for schema in (OPEN, CLOSED):
                     self.db.execute(f"ALTER TABLE {schema}.{quote(wanted.name)} "
                                     f"ADD COLUMN {quote(name)} {kind}")
+            if added:
+                create_views(self.db, merged)
         known[wanted.name] = merged
         return merged
 
     def _create(self, spec: TableSpec) -> None:
         source = ", ".join(f"{quote(name)} {kind}" for name, kind in spec.columns)
-        bookkeeping = ", ".join(f"{name} {kind}" for name, kind in BOOKKEEPING)
-        self.db.execute(f"CREATE TABLE history.{quote(spec.name)} ({source}, {bookkeeping})")
-        self.db.execute(f"CREATE TABLE current.{quote(spec.name)} ({source})")
+        for schema, bookkeeping in ((OPEN, OPEN_BOOKKEEPING), (CLOSED, BOOKKEEPING)):
+            listed = ", ".join(f"{name} {kind}" for name, kind in bookkeeping)
+            self.db.execute(f"CREATE TABLE {schema}.{quote(spec.name)} ({source}, {listed})")
+        create_views(self.db, spec)
         self.db.execute("INSERT OR REPLACE INTO _acme.tables VALUES ($1, $2)",
                         [spec.name, list(spec.key)])
         for layer in ("history", "current"):
@@ -254,6 +262,52 @@ class Warehouse:
             rows = self.db.execute(f"SELECT count(*) FROM {layer}.{quote(name)}").fetchone()[0]
             self.db.execute("INSERT OR REPLACE INTO _acme.row_counts VALUES ($1, $2, $3)",
                             [layer, name, rows])
+
+
+def read_spec(db: duckdb.DuckDBPyConnection, name: str, key: tuple[str, ...]) -> TableSpec:
+    """The table's source columns, as its open versions hold them."""
+    bookkeeping = [column for column, _ in OPEN_BOOKKEEPING]
+    columns = db.execute(
+        """SELECT column_name, data_type FROM information_schema.columns
+           WHERE table_schema = $1 AND table_name = $2 AND NOT list_contains($3, column_name)
+           ORDER BY ordinal_position""", [OPEN, name, bookkeeping]).fetchall()
+    return TableSpec(name, tuple(columns), key)
+
+
+def create_views(db: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
+    """(Re)create `history.<table>` and `current.<table>` over the versions: after any change
+    of the columns, as DuckDB refuses a view whose columns changed under it."""
+    name, columns = quote(spec.name), ", ".join(quote(c) for c in spec.column_names)
+    db.execute(f"""CREATE OR REPLACE VIEW history.{name} AS
+                   SELECT {columns}, _valid_from, _valid_to, _op, _lsn FROM {CLOSED}.{name}
+                   UNION ALL
+                   SELECT {columns}, _valid_from, NULL::TIMESTAMPTZ, _op, _lsn
+                   FROM {OPEN}.{name}""")
+    db.execute(f"CREATE OR REPLACE VIEW current.{name} AS SELECT {columns} FROM {OPEN}.{name}")
+
+
+def refresh_views(db: duckdb.DuckDBPyConnection, name: str) -> None:
+    """`create_views` for a table whose columns changed by DDL."""
+    key = db.execute("SELECT key_columns FROM _acme.tables WHERE name = $1", [name]).fetchone()[0]
+    create_views(db, read_spec(db, name, tuple(key)))
+
+
+def _ensure_layout(db: duckdb.DuckDBPyConnection) -> None:
+    """Give a warehouse from before the versions were split (`history` and `current` were
+    tables) the split layout, and refresh every table's views: an operator may have widened a
+    column (see `UnstorableValue`), which leaves the views refused until they are rebuilt."""
+    for (name,) in db.execute("SELECT table_name FROM duckdb_tables() "
+                              "WHERE schema_name = 'history'").fetchall():
+        quoted = quote(name)
+        db.execute(f"CREATE TABLE {CLOSED}.{quoted} AS "
+                   f"SELECT * FROM history.{quoted} WHERE _valid_to IS NOT NULL")
+        db.execute(f"CREATE TABLE {OPEN}.{quoted} AS SELECT * EXCLUDE (_valid_to) "
+                   f"FROM history.{quoted} WHERE _valid_to IS NULL")
+        db.execute(f"DROP TABLE history.{quoted}")
+        db.execute(f"DROP TABLE IF EXISTS current.{quoted}")
+    for (name,) in db.execute(f"""SELECT t.name FROM _acme.tables AS t JOIN duckdb_tables() AS d
+                                   ON d.schema_name = '{OPEN}' AND d.table_name = t.name""").fetchall():
+        refresh_views(db, name)
 
 
 def storage_failure(error: Exception) -> str | None:
