@@ -260,3 +260,30 @@ def test_unchanged_toast_follows_the_row_to_its_new_key(warehouse):
                                      ("set in this batch", at(3), at(4), "update")]
     assert history(warehouse, 3) == [("set in this batch", at(4), None, "insert")]
     assert current(warehouse) == [(3, "set in this batch")]
+
+
+def test_a_warehouse_of_the_earlier_layout_is_converted_when_opened(tmp_path):
+    """`history` and `current` used to be tables: opening the file for writing moves the
+    versions into open and closed ones, behind views that read as before, and sync goes on."""
+    path = tmp_path / "old.duckdb"
+    store = Warehouse.open(path)
+    apply(store, txn(1, row(1, "a"), row(2, "b")), txn(2, upd(1, "a2"), dele(2)))
+    before = {table: store.db.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+              for table in ("history.products", "current.products")}
+    for view in ("history", "current"):  # what the earlier layout held, as tables
+        store.db.execute(f"CREATE TABLE {view}.old_products AS SELECT * FROM {view}.products")
+    for statement in ("DROP VIEW history.products", "DROP VIEW current.products",
+                      "DROP TABLE open_versions.products", "DROP TABLE closed_versions.products",
+                      "ALTER TABLE history.old_products RENAME TO products",
+                      "ALTER TABLE current.old_products RENAME TO products"):
+        store.db.execute(statement)
+    store.close()
+
+    store = Warehouse.open(path)
+    assert {table: store.db.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+            for table in before} == before
+    assert store.db.execute("SELECT count(*) FROM closed_versions.products").fetchone()[0] == 2
+    apply(store, txn(3, upd(1, "a3")))
+    assert history(store, 1) == [("a", at(1), at(2), "insert"), ("a2", at(2), at(3), "update"),
+                                 ("a3", at(3), None, "update")]
+    store.close()

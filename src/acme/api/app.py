@@ -122,8 +122,9 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
 
     async def answer(name: str, limit: int | None, as_of: str | None,
                      status: str | None = None) -> Response:
-        # A shared answer is served from the event loop; only a miss takes a worker thread,
-        # so a crowd of readers holds the GIL as little as possible.
+        # A shared answer (or the one before a commit, while its refresh runs) is served from
+        # the event loop; only a miss takes a worker thread, so a crowd of readers holds the
+        # GIL as little as possible.
         moment = parse_as_of(as_of)
         key = (name, limit, moment, status)
         body = cache.peek(key) if cache else None

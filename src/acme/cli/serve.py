@@ -48,7 +48,7 @@ from acme.warehouse.store import Warehouse
 
 class LiveWarehouse(SyncObserver):
     """The warehouse connection the API reads through, once the pipeline has opened it, and
-    the answers it shares until the next commit."""
+    the answers it shares between commits."""
 
     def __init__(self) -> None:
         self.db: duckdb.DuckDBPyConnection | None = None
