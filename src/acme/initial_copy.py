@@ -21,8 +21,9 @@ import psycopg
 from acme.backoff import Backoff
 from acme.capture.catalog import published_tables, source_position
 from acme.capture.columns import catalog_columns
+from acme.capture.copy_process import ParallelCopy
 from acme.capture.replication import CreatedSlot, ReplicationStream
-from acme.capture.snapshot import ParallelCopy, begin_snapshot, estimated_rows, plan_parts
+from acme.capture.snapshot import begin_snapshot, estimated_rows, plan_parts
 from acme.config import mask_dsn
 from acme.errors import SourceUnreachable, TransientError
 from acme.source.connect import connect

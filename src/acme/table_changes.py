@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from acme.capture.catalog import published_tables
 from acme.capture.columns import CatalogColumn, catalog_columns, column_values
+from acme.capture.copy_process import ParallelCopy
 from acme.capture.pgoutput import Relation
-from acme.capture.snapshot import ParallelCopy, begin_snapshot, plan_parts
+from acme.capture.snapshot import begin_snapshot, plan_parts
 from acme.capture.visibility import SnapshotVisibility
 from acme.errors import SourceMisconfigured
 from acme.source.connect import connect

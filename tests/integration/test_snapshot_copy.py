@@ -1,12 +1,17 @@
 """The parallel initial copy: block ranges over several connections, and restarts."""
 
+import os
+import signal
 from datetime import UTC, datetime
 
 import duckdb
 import psycopg
+import pytest
 
 from acme.capture.catalog import published_tables
-from acme.capture.snapshot import ParallelCopy, begin_snapshot, plan_parts
+from acme.capture.copy_process import ParallelCopy
+from acme.capture.snapshot import begin_snapshot, plan_parts
+from acme.errors import SourceUnreachable
 from acme.source.seed import SeedPlan, seed
 from acme.warehouse.store import Warehouse
 from tests.fix_sync import sync_once
@@ -37,6 +42,21 @@ def test_block_ranges_over_several_connections_copy_every_row_once(source_db):
 
     assert sum(1 for part in parts if part.table.spec.name == "order_items") > 3
     assert {name: sorted(ids) for name, ids in copied.items()} == expected
+
+
+def test_a_reader_process_that_dies_is_a_lost_copy_connection_not_a_dead_sync(source_db):
+    """The readers' child process can die (the ADBC driver aborts on a query over a cut
+    connection): the copy fails as a lost connection, which sync retries."""
+    seed(source_db.app_dsn, SeedPlan.for_orders(3_000, seed=5))
+    with psycopg.connect(source_db.cdc_dsn, autocommit=True) as conn:
+        point = begin_snapshot(conn, None)
+        parts = plan_parts(conn, published_tables(conn, source_db.publication), part_pages=4)
+        with ParallelCopy(source_db.cdc_dsn, point.name, parts, connections=2) as copy, \
+                pytest.raises(SourceUnreachable, match="the copy process ended") as lost:
+            for _ in copy:
+                os.kill(copy.process.pid, signal.SIGABRT)
+        conn.execute("COMMIT")
+    assert str(lost.value).startswith("copy connection to ") and "\n" not in str(lost.value)
 
 
 def test_leftovers_of_an_interrupted_snapshot_are_replaced(source_db, warehouse_path):

@@ -123,8 +123,9 @@ def plan_parts(conn: psycopg.Connection, tables: list[SourceTable],
     return sorted(parts, key=lambda part: part.pages, reverse=True)
 
 
-class ParallelCopy:
-    """Connections inside the exported snapshot, reading the parts as Arrow batches.
+class CopyReaders:
+    """Connections inside the exported snapshot, reading the parts as Arrow batches (in the
+    process of `copy_process.ParallelCopy`).
 
     Iterating yields each part's batches (parts interleave); closing stops the readers and
     ends their transactions. Use it as a context manager.
@@ -154,7 +155,7 @@ class ParallelCopy:
         for thread in self.threads:
             thread.start()
 
-    def __enter__(self) -> "ParallelCopy":
+    def __enter__(self) -> "CopyReaders":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -183,7 +184,8 @@ class ParallelCopy:
             with conn.cursor() as cursor:
                 cursor.adbc_statement.set_options(
                     **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
-                # No new part once another reader failed: the copy will be redone anyway.
+                # No new part once another reader failed: its connection may be cut too, and
+                # the ADBC driver (1.8) aborts its process on a query started over a dead one.
                 while not self.stopping.is_set() and not self.lost.is_set():
                     try:
                         part = self.parts.get_nowait()
@@ -216,8 +218,8 @@ class ParallelCopy:
         self._close_connections()
 
     def _close_connections(self) -> None:
-        # Closed without a COMMIT: their transactions only read, and a COMMIT over a lost
-        # connection would only wait for the TCP timeouts to fail.
+        # Closed without a COMMIT: their transactions only read, and the ADBC driver (1.8)
+        # aborts its process on a query sent over a connection that was reset.
         for conn in self.connections:
             conn.close()
 

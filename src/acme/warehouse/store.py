@@ -305,8 +305,9 @@ def _ensure_layout(db: duckdb.DuckDBPyConnection) -> None:
                    f"FROM history.{quoted} WHERE _valid_to IS NULL")
         db.execute(f"DROP TABLE history.{quoted}")
         db.execute(f"DROP TABLE IF EXISTS current.{quoted}")
-    for (name,) in db.execute(f"""SELECT t.name FROM _acme.tables AS t JOIN duckdb_tables() AS d
-                                   ON d.schema_name = '{OPEN}' AND d.table_name = t.name""").fetchall():
+    tables = db.execute(f"""SELECT t.name FROM _acme.tables AS t JOIN duckdb_tables() AS d
+                            ON d.schema_name = '{OPEN}' AND d.table_name = t.name""").fetchall()
+    for (name,) in tables:
         refresh_views(db, name)
 
 
