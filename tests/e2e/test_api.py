@@ -41,6 +41,17 @@ def test_every_endpoint_answers_with_freshness(served):
     assert client.get("/docs").status_code == 200
 
 
+def test_answers_travel_compressed_to_clients_that_accept_it(served):
+    client = served.client
+    for path in ENDPOINTS.values():
+        zipped = client.get(path, headers={"Accept-Encoding": "gzip"})
+        plain = client.get(path, headers={"Accept-Encoding": "identity"})
+        assert zipped.headers["content-encoding"] == "gzip"
+        assert "content-encoding" not in plain.headers
+        assert int(zipped.headers["content-length"]) < int(plain.headers["content-length"])
+        assert zipped.json() == plain.json()
+
+
 def test_as_of_answers_the_past_while_changes_stream_in(served, source_db):
     client = served.client
     before = client.get("/analytics/orders/top?limit=1").json()
