@@ -7,16 +7,22 @@ raise instead, but spend about 2.5 times the CPU decoding COPY. So the readers
 copy fails like a lost connection (the copy is then redone), while `acme sync` lives on. The
 child also decodes without competing for this process's GIL.
 
-Each batch crosses a pipe as one Arrow IPC message; the child stops at a bounded number of
-unsent batches (the pipe and the readers' queue), so memory stays flat. The child is spawned
-(not forked: this process runs DuckDB threads); an error of ours in it reaches this process as
-the same exception, and a driver's error as `SourceUnreachable` (the copy is redone).
+The child is `python -m acme.capture.copy_process`, given its work (pickled) on stdin: a
+fresh interpreter that imports nothing of the parent's program (multiprocessing's spawn would
+re-run the parent's main module, `acme`'s CLI included). It answers on stdout with
+length-prefixed messages; each batch is one Arrow IPC stream, so at most a pipe's worth and
+the readers' bounded queue are in flight, and memory stays flat. An error of ours in the child
+reaches this process as the same exception; a driver's error as `SourceUnreachable` (the copy
+is redone).
 """
 
-import multiprocessing
+import os
 import pickle
+import struct
+import subprocess
+import sys
 from collections.abc import Iterator
-from multiprocessing.connection import Connection
+from typing import BinaryIO
 
 import pyarrow as pa
 
@@ -26,6 +32,10 @@ from acme.errors import AcmeError, SourceUnreachable
 from acme.source.connect import DEFAULT_APPLICATION
 
 _READY, _BATCH, _DONE, _ERROR = b"R", b"B", b"D", b"E"
+# A message is its length, then its kind padded to 8 bytes, so that a batch's Arrow buffers
+# keep their 8-byte alignment (DuckDB's Arrow scan copies, and warns about, misaligned ones).
+_LENGTH = struct.Struct("<Q")
+_KIND = 8
 _TABLE_KEY = b"acme.table"
 
 
@@ -37,14 +47,12 @@ class ParallelCopy:
     def __init__(self, dsn: str, snapshot_name: str, parts: list[CopyPart], connections: int,
                  application_name: str = DEFAULT_APPLICATION):
         self.dsn = dsn
-        context = multiprocessing.get_context("spawn")
-        self.receiver, sender = context.Pipe(duplex=False)
-        self.process = context.Process(
-            target=_read_in_child, name="acme-snapshot-reader", daemon=True,
-            args=(dsn, snapshot_name, parts, connections, application_name, sender))
-        self.process.start()
-        sender.close()
+        self.process = subprocess.Popen([sys.executable, "-m", __name__],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         try:
+            with self.process.stdin:
+                pickle.dump((dsn, snapshot_name, parts, connections, application_name),
+                            self.process.stdin)
             self._expect(_READY)  # the connections are open (or why they are not)
         except BaseException:
             self.close()
@@ -58,52 +66,79 @@ class ParallelCopy:
 
     def __iter__(self) -> Iterator[CopiedBatch]:
         while (message := self._receive())[:1] == _BATCH:
-            batch = pa.ipc.open_stream(memoryview(message)[1:]).read_next_batch()
+            batch = pa.ipc.open_stream(memoryview(message)[_KIND:]).read_next_batch()
             table = batch.schema.metadata[_TABLE_KEY].decode()
             yield CopiedBatch(table, batch.replace_schema_metadata(None))
         self._check(message, _DONE)
 
     def close(self) -> None:
-        if self.process.is_alive():
-            self.process.terminate()  # its connections end with it
-        self.process.join()
-        self.receiver.close()
+        if self.process.poll() is None:
+            self.process.kill()  # its connections end with it
+        self.process.wait()
+        self.process.stdout.close()
 
     def _expect(self, kind: bytes) -> None:
         self._check(self._receive(), kind)
 
-    def _receive(self) -> bytes:
-        try:
-            return self.receiver.recv_bytes()
-        except (EOFError, OSError):
-            self.process.join()
+    def _receive(self) -> bytearray:
+        header = _read_exactly(self.process.stdout, bytearray(_LENGTH.size))
+        message = header and _read_exactly(self.process.stdout,
+                                           bytearray(_LENGTH.unpack(header)[0]))
+        if message is None:
             raise SourceUnreachable(
                 f"copy connection to {mask_dsn(self.dsn)} lost: the copy process ended "
-                f"(exit code {self.process.exitcode})") from None
+                f"(exit code {self.process.wait()})")
+        return message
 
-    def _check(self, message: bytes, kind: bytes) -> None:
+    def _check(self, message: bytearray, kind: bytes) -> None:
         if message[:1] == _ERROR:
-            raise pickle.loads(message[1:])
+            raise pickle.loads(message[_KIND:])
         if message[:1] != kind:
             raise RuntimeError(f"unexpected message from the copy process: {message[:1]!r}")
 
 
-def _read_in_child(dsn: str, snapshot_name: str, parts: list[CopyPart], connections: int,
-                   application_name: str, sender: Connection) -> None:
+def _read_exactly(stream: BinaryIO, buffer: bytearray) -> bytearray | None:
+    """Fill the buffer from the stream; None if the stream ends first."""
+    view, filled = memoryview(buffer), 0
+    while filled < len(buffer):
+        count = stream.readinto(view[filled:])
+        if not count:
+            return None
+        filled += count
+    return buffer
+
+
+def _send(out: BinaryIO, kind: bytes, *payload: bytes | pa.Buffer) -> None:
+    size = _KIND + sum(len(part) for part in payload)
+    out.write(_LENGTH.pack(size) + kind.ljust(_KIND, b"\0"))
+    for part in payload:
+        out.write(part)
+    out.flush()
+
+
+def _serve(out: BinaryIO) -> None:
+    """The child: read its work from stdin, send the batches to `out`."""
+    dsn, snapshot_name, parts, connections, application_name = pickle.load(sys.stdin.buffer)
     try:
         with CopyReaders(dsn, snapshot_name, parts, connections, application_name) as readers:
-            sender.send_bytes(_READY)
+            _send(out, _READY)
             for copied in readers:
                 batch = copied.batch.replace_schema_metadata(
                     {_TABLE_KEY: copied.table.encode()})
                 sink = pa.BufferOutputStream()
-                sink.write(_BATCH)
                 with pa.ipc.new_stream(sink, batch.schema) as stream:
                     stream.write_batch(batch)
-                sender.send_bytes(sink.getvalue())
-        sender.send_bytes(_DONE)
+                _send(out, _BATCH, sink.getvalue())
+        _send(out, _DONE)
     except BaseException as error:  # noqa: BLE001 -- every failure goes to the parent
         if not isinstance(error, AcmeError):  # a driver's error: the copy is redone
             lines = str(error).strip().splitlines() or [type(error).__name__]
             error = SourceUnreachable(f"copy connection to {mask_dsn(dsn)} lost: {lines[0]}")
-        sender.send_bytes(_ERROR + pickle.dumps(error))
+        _send(out, _ERROR, pickle.dumps(error))
+
+
+if __name__ == "__main__":
+    # The messages get stdout to themselves: anything else printed goes to stderr.
+    messages = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _serve(messages)
