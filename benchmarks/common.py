@@ -42,7 +42,10 @@ def start_source(orders: int, with_slot: bool,
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS plus the largest of its finished children's (the copy's reader
+    process): an upper bound of what the sync it ran held at once."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (own + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 
 
 def percentile(values: list[float], fraction: float) -> float:

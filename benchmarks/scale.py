@@ -49,7 +49,8 @@ PROBE_DAY = date(2099, 1, 1)
 
 @dataclass(frozen=True)
 class Run:
-    """A finished child process: its peak memory and wall time."""
+    """A finished child process: its peak memory (with the processes it started, such as the
+    copy's reader process, summed) and wall time."""
 
     peak_rss_mb: float
     seconds: float
@@ -60,14 +61,31 @@ def acme_env(source: BenchSource, warehouse: Path) -> dict[str, str]:
             "ACME_APP_DSN": source.address.app_dsn, "ACME_WAREHOUSE": str(warehouse)}
 
 
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and its children, summed (from /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if stat.parent.name == str(pid) or int(fields[1]) == pid:
+                status = (stat.parent / "status").read_text()
+                total += int(status.split("VmRSS:")[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+    return total
+
+
 def run_acme(env: dict[str, str], *args: str) -> Run:
     started = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "acme", *args], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, tree_rss_kb(process.pid))
+        time.sleep(0.2)
+    if process.returncode != 0:
         raise SystemExit(f"acme {' '.join(args)} failed: {process.stderr.read().decode()}")
-    return Run(usage.ru_maxrss / 1024, time.monotonic() - started)
+    return Run(peak / 1024, time.monotonic() - started)
 
 
 def timed(action, runs: int) -> list[float]:
