@@ -43,7 +43,6 @@ from acme.warehouse.store import Checkpoint, Warehouse
 from acme.warehouse.tables import TableSpec, quote, warehouse_name
 
 T = TypeVar("T")
-ONE_THREAD_ROWS = 1_000_000  # staged rows from which a merge runs on one DuckDB thread
 
 
 @dataclass
@@ -220,19 +219,6 @@ class BatchApplier:
         """Merge everything staged so far into history, current and the report state."""
         if not self.staged:
             return
-        if sum(staged.rows for staged in self.staged.values()) < ONE_THREAD_ROWS:
-            self._merge_staged()
-            return
-        # A merge of millions of rows: DuckDB's joins and sorts each hold a share of memory
-        # per thread, and with two the merge of a 10M-row transaction needs more than the
-        # warehouse's memory limit; with one it fits (and spills) inside it.
-        self.db.execute("SET threads = 1")
-        try:
-            self._merge_staged()
-        finally:
-            self.db.execute("RESET threads")
-
-    def _merge_staged(self) -> None:
         for staged in self.staged.values():
             self._check_values(staged.spec)
             for identity in staged.identities:

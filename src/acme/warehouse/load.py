@@ -37,10 +37,11 @@ QUEUED_BATCHES = 2
 _END = object()
 _ABORT = object()
 # DuckDB keeps the blocks it wrote cached up to its memory limit; the copy never reads them
-# back, so a lower limit during the load keeps the process under 1 GB at any table size.
+# back, so a lower limit during the load keeps this process and the copy's reader process
+# (about 250 MB) under 1 GB together at any table size.
 # Each row group is compressed and written as soon as it is full (DuckDB buffers five by
 # default), so less is left for the commits at the end and less is held in memory.
-MEMORY_LIMIT = "384MB"
+MEMORY_LIMIT = "288MB"
 
 
 def versions_sql(spec: TableSpec, valid_from: datetime, lsn: int) -> str:

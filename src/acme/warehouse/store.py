@@ -72,7 +72,7 @@ BOOTSTRAP = [
     "ALTER TABLE _acme.checkpoint ADD COLUMN IF NOT EXISTS confirmed_lsn UBIGINT",
     STOPPED_DDL,
 ]
-MEMORY_LIMIT = "400MB"
+MEMORY_LIMIT = "500MB"
 # How DuckDB words a file it cannot write: the disk is full or the file is read-only. These
 # pass when the operator fixes the disk; anything else is a bug and must not be retried.
 STORAGE_FAILURES = ("no space left", "read-only file system", "operation not permitted",
