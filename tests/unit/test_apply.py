@@ -200,9 +200,15 @@ def test_unchanged_toast_comes_from_the_previous_image_in_the_batch(warehouse):
     assert [v[0] for v in history(warehouse, 2)] == ["born long", "born long"]
 
 
-def test_a_large_transaction_staged_in_many_chunks_applies_as_one(warehouse):
+@pytest.mark.parametrize("big_batch_rows", [1_000_000, 1000])
+def test_a_large_transaction_staged_in_many_chunks_applies_as_one(warehouse, monkeypatch,
+                                                                 big_batch_rows):
+    monkeypatch.setattr("acme.warehouse.apply.BIG_BATCH_ROWS", big_batch_rows)
+    settings = "SELECT current_setting('threads'), current_setting('memory_limit')"
+    before = warehouse.db.execute(settings).fetchone()
     changes = [row(i, f"p{i}") for i in range(1, 1001)] + [upd(i, "edited") for i in range(1, 501)]
     assert apply(warehouse, txn(1, *changes), chunk_rows=97) == 1500
+    assert warehouse.db.execute(settings).fetchone() == before  # a big batch's set back
     assert warehouse.db.execute(
         "SELECT count(*), count(*) FILTER (product_name = 'edited') FROM history.products"
     ).fetchone() == (1000, 500)

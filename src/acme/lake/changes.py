@@ -2,8 +2,7 @@
 
 In DuckDB a version ends when its successor arrives (it moves from the open versions to the
 closed ones, gaining its `_valid_to`; a DELETE or a TRUNCATE only ends the last version); the
-lake is append-only. Given the
-checkpoint LSN a lake table last recorded:
+lake is append-only. Given the checkpoint LSN a lake table last recorded:
 - new versions are the history rows with `_lsn >= that LSN` (every transaction of a later batch
   commits at or after the checkpoint's end LSN; every earlier one before it), except the
   initial copy's rows, which only the table's first lake commit takes;

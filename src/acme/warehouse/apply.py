@@ -39,10 +39,15 @@ from acme.warehouse.merge import (
 from acme.warehouse.report_state import ReportState
 from acme.warehouse.stage import StageChunk
 from acme.warehouse.stopped import clear_stopped, read_stopped
-from acme.warehouse.store import Checkpoint, Warehouse
+from acme.warehouse.store import MEMORY_LIMIT, Checkpoint, Warehouse
 from acme.warehouse.tables import TableSpec, quote, warehouse_name
 
 T = TypeVar("T")
+# A batch of this many staged rows or more runs on one DuckDB thread with more memory: DuckDB's
+# joins and sorts hold memory per thread, and the merge of a 10M-row transaction failed to pin
+# a block at the warehouse's limit on two threads (once in two runs; on one thread at 400 MB).
+BIG_BATCH_ROWS = 1_000_000
+BIG_BATCH_MEMORY = "640MB"
 
 
 @dataclass
@@ -67,6 +72,7 @@ class BatchApplier:
         self.in_batch = False
         self.applied = 0
         self.was_stopped = read_stopped(self.db) is not None  # cleared by the next commit
+        self.big = False  # the open batch runs as a big one (BIG_BATCH_ROWS)
 
     def stage(self, chunk: StageChunk) -> None:
         """Add a chunk of row changes to the open batch."""
@@ -89,6 +95,10 @@ class BatchApplier:
                    else pa.nulls(rows.num_rows, pa.string()) for name in names]
         self.db.from_arrow(pa.table(columns, names=names)).insert_into(stage_table(spec))
         staged.rows += chunk.rows.num_rows
+        if not self.big and sum(s.rows for s in self.staged.values()) >= BIG_BATCH_ROWS:
+            self.db.execute("SET threads = 1")
+            self.db.execute(f"SET memory_limit = '{BIG_BATCH_MEMORY}'")
+            self.big = True  # set back when the batch ends: a failed statement refuses any other
         unchanged = chunk.rows.column("_unchanged")
         staged.has_unchanged |= unchanged.null_count < len(unchanged)
         by = chunk.rows.column("_by")
@@ -166,6 +176,7 @@ class BatchApplier:
         if self.was_stopped:
             clear_stopped(self.db)
         self.db.execute("COMMIT")
+        self._end_big()
         self.was_stopped = False
         self.in_batch = False
         applied, self.applied = self.applied, 0
@@ -181,7 +192,17 @@ class BatchApplier:
                 self.db.execute("ROLLBACK")
             except duckdb.TransactionException:
                 pass  # a COMMIT that failed (disk full) has already rolled back
+        try:
+            self._end_big()
+        except duckdb.Error:
+            pass  # an invalidated connection: the warehouse reopens it with its settings
         self.tables = self.warehouse.tables()  # DDL of the failed batch was rolled back
+
+    def _end_big(self) -> None:
+        if self.big:
+            self.db.execute("RESET threads")
+            self.db.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            self.big = False
 
     def _begin(self) -> None:
         if not self.in_batch:
