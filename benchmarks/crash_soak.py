@@ -51,7 +51,9 @@ class Traffic(threading.Thread):
         self.moments: list[Moment] = []
 
     def run(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
+        # Not prepared: the schema-change phase adds columns, and a prepared `SELECT *` of a
+        # table whose columns changed fails ("cached plan must not change result type").
+        with psycopg.connect(self.dsn, autocommit=True, prepare_threshold=None) as conn:
             top = conn.execute("SELECT max(order_id) FROM operations.orders").fetchone()[0]
             count = 0
             while not self.stop.is_set():
