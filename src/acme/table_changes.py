@@ -30,10 +30,10 @@ from acme.source.connect import connect
 from acme.warehouse.apply import BatchApplier
 from acme.warehouse.evolve import SchemaEvolution, plan
 from acme.warehouse.load import BATCH_NAME
-from acme.warehouse.merge import literal
+from acme.warehouse.merge import close_open_sql, literal
 from acme.warehouse.model import ensure_model
 from acme.warehouse.report_state import NEEDED as REPORT_TABLES
-from acme.warehouse.store import CLOSED, OPEN, Warehouse
+from acme.warehouse.store import OPEN, Warehouse
 from acme.warehouse.tables import TableSpec, cast_sql, quote, warehouse_name
 
 if TYPE_CHECKING:
@@ -203,17 +203,13 @@ class TableChanges:
         """The copied rows (`joined`) become the table's state from `taken_at`: a key whose
         row differs (or is gone) has its open version closed there, and a new version
         starts there for each row that is new or differs."""
-        open_versions, closed = f"{OPEN}.{quote(spec.name)}", f"{CLOSED}.{quote(spec.name)}"
+        open_versions = f"{OPEN}.{quote(spec.name)}"
         same = " AND ".join(f"t.{quote(c)} IS NOT DISTINCT FROM j.{quote(c)}" for c in columns)
         listed = ", ".join(quote(c) for c in columns)
         since = f"CAST({literal(taken_at.isoformat())} AS TIMESTAMPTZ)"
-        gone = f"NOT EXISTS (SELECT 1 FROM joined AS j WHERE {same})"
-        everything = ", ".join(quote(c) for c in spec.column_names)
-        self.db.execute(f"""
-            INSERT INTO {closed} ({everything}, _valid_from, _valid_to, _op, _lsn)
-            SELECT {everything}, least(t._valid_from, {since}), {since}, t._op, t._lsn
-            FROM {open_versions} AS t WHERE {gone}""")
-        self.db.execute(f"DELETE FROM {open_versions} AS t WHERE {gone}")
+        for statement in close_open_sql(spec, since,
+                                        f"NOT EXISTS (SELECT 1 FROM joined AS j WHERE {same})"):
+            self.db.execute(statement)
         self.db.execute(f"""
             INSERT INTO {open_versions} ({listed}, _valid_from, _op, _lsn)
             SELECT {listed}, {since}, 'snapshot', {int(lsn)} FROM joined AS j

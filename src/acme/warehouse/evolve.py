@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from acme.capture.columns import CatalogColumn
 from acme.warehouse.merge import literal
-from acme.warehouse.store import CLOSED, OPEN, refresh_views
+from acme.warehouse.store import CLOSED, OPEN, read_spec, refresh_views
 from acme.warehouse.tables import cast_sql, quote
 
 COLUMNS_TABLE = """CREATE TABLE IF NOT EXISTS _acme.columns (
@@ -213,16 +213,11 @@ class SchemaEvolution:
             chunk = pa.table({n: pa.array([row[i] for row in rows], pa.string())
                               for i, n in enumerate(names)})
             self.db.from_arrow(chunk).insert_into("refill")
-        kinds = dict(self._types(table))
+        kinds = dict(read_spec(self.db, table, key).columns)
         match = " AND ".join(f"t.{quote(k)} = {cast_sql(f'r.{quote(k)}', kinds[k])}" for k in key)
         value = cast_sql(f"r.{quote(column.name)}", kind)
         self._fill_open(table, f"{quote(column.name)} = {value}", f"FROM refill AS r WHERE {match}")
         self.db.execute("DROP TABLE refill")
-
-    def _types(self, table: str) -> list[tuple[str, str]]:
-        return self.db.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'current' AND table_name = $1", [table]).fetchall()
 
     def _fill_open(self, table: str, assignment: str, source: str | None) -> None:
         """Set a column in each key's open version (what current shows)."""

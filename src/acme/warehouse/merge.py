@@ -236,11 +236,18 @@ def merge_sql(spec: TableSpec) -> tuple[str, str, str, str]:
     )
 
 
-def truncate_sql(spec: TableSpec) -> tuple[str, str]:
-    """A TRUNCATE: every open version closes at parameter $1 (its commit time), and the open
-    versions are emptied (returns the count)."""
+def close_open_sql(spec: TableSpec, at: str, where: str = "true") -> tuple[str, str]:
+    """Every open version (`t`) matching `where` ends at `at` (SQL for a time): it moves to the
+    closed versions (its start moved back to `at` if later), then leaves the open ones
+    (returns the count)."""
     table, columns = quote(spec.name), _columns(spec)
     return (f"""
         INSERT INTO {CLOSED}.{table} ({columns}, _valid_from, _valid_to, _op, _lsn)
-        SELECT {columns}, least(_valid_from, $1), $1, _op, _lsn FROM {OPEN}.{table}""",
-            f"DELETE FROM {OPEN}.{table}")
+        SELECT {columns}, least(_valid_from, {at}), {at}, _op, _lsn
+        FROM {OPEN}.{table} AS t WHERE {where}""",
+            f"DELETE FROM {OPEN}.{table} AS t WHERE {where}")
+
+
+def truncate_sql(spec: TableSpec) -> tuple[str, str]:
+    """A TRUNCATE: every open version closes at parameter $1 (its commit time)."""
+    return close_open_sql(spec, "$1")
