@@ -201,19 +201,26 @@ def test_unchanged_toast_comes_from_the_previous_image_in_the_batch(warehouse):
 
 
 @pytest.mark.parametrize("big_batch_rows", [1_000_000, 1000])
+@pytest.mark.parametrize("returning_rows", [5_000, 1000])  # how open versions are taken
 def test_a_large_transaction_staged_in_many_chunks_applies_as_one(warehouse, monkeypatch,
-                                                                 big_batch_rows):
+                                                                 big_batch_rows, returning_rows):
     monkeypatch.setattr("acme.warehouse.apply.BIG_BATCH_ROWS", big_batch_rows)
+    monkeypatch.setattr("acme.warehouse.apply.RETURNING_ROWS", returning_rows)
     settings = "SELECT current_setting('threads'), current_setting('memory_limit')"
     before = warehouse.db.execute(settings).fetchone()
     changes = [row(i, f"p{i}") for i in range(1, 1001)] + [upd(i, "edited") for i in range(1, 501)]
     assert apply(warehouse, txn(1, *changes), chunk_rows=97) == 1500
     assert warehouse.db.execute(settings).fetchone() == before  # a big batch's set back
+    # Then a transaction over the same rows: their open versions are taken and closed.
+    changes = [upd(i, "again") for i in range(401, 1001)] + [dele(i) for i in range(1, 101)]
+    assert apply(warehouse, txn(2, *changes), chunk_rows=97) == 700
     assert warehouse.db.execute(
-        "SELECT count(*), count(*) FILTER (product_name = 'edited') FROM history.products"
-    ).fetchone() == (1000, 500)
+        "SELECT count(*), count(*) FILTER (product_name = 'edited'), "
+        "count(*) FILTER (_valid_to IS NULL), count(*) FILTER (_valid_to = $1) "
+        "FROM history.products", [at(2)]).fetchone() == (1600, 500, 900, 700)
+    assert current(warehouse)[:2] == [(101, "edited"), (102, "edited")]
     assert warehouse.db.execute(
-        "SELECT row_count FROM _acme.row_counts WHERE layer = 'current'").fetchone() == (1000,)
+        "SELECT row_count FROM _acme.row_counts WHERE layer = 'current'").fetchone() == (900,)
 
 
 def test_warehouse_names_of_source_tables_never_collide():

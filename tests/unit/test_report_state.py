@@ -80,7 +80,10 @@ class RandomBatches:
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("classification", [
     StatusClassification(), StatusClassification(pending=("PENDING", "ON HOLD"))])
-def test_incremental_state_equals_a_recomputation_from_history(tmp_path, seed, classification):
+@pytest.mark.parametrize("returning_rows", [5_000, 0])  # how open versions are taken
+def test_incremental_state_equals_a_recomputation_from_history(tmp_path, monkeypatch, seed,
+                                                               classification, returning_rows):
+    monkeypatch.setattr("acme.warehouse.apply.RETURNING_ROWS", returning_rows)
     warehouse = Warehouse.open(tmp_path / "w.duckdb")
     try:
         batches = RandomBatches(warehouse, classification, seed)

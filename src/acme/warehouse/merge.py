@@ -5,9 +5,11 @@ Streamed row changes are staged per table (`stage_table`: text values as receive
 The work tables are TEMP tables of the writer's connection: no reader sees them, committing
 them costs nothing, and DuckDB spills them to disk past its memory limit, so a batch of any
 size fits.
-0. the touched keys' open versions before the batch (`before_table`), found in one scan with
-   their row ids, so nothing after it looks a key up again (a lookup is a scan of the table:
-   DuckDB's ART indexes must stay in memory whole, which tens of millions of keys do not fit);
+0. the touched keys' open versions are taken out of the open ones into `before_table`, so
+   nothing after looks a key up again (a lookup is a scan of the table: DuckDB's ART indexes
+   must stay in memory whole, which tens of millions of keys do not fit). A small batch takes
+   them with one DELETE ... RETURNING, whose scan reads the key column only; a large one
+   reads them in a scan, then deletes them (RETURNING fetches its rows one by one);
 1. net changes (`net_table`): text cast to the column types; an unchanged-TOAST value taken
    from the row's previous image in the stage, else from `current`; one row per key and
    transaction (its net effect: the source's other sessions never saw the states in between),
@@ -60,26 +62,44 @@ def create_stage_sql(spec: TableSpec) -> str:
     return f"CREATE OR REPLACE TEMP TABLE {stage_table(spec)} ({', '.join(columns)})"
 
 
-def before_sql(spec: TableSpec, staged: bool, context: str | None = None) -> str:
-    """`before_table(spec)`: the open versions whose key is staged (`_touched`), plus those
-    `context` (a predicate over their columns, as `c`) asks for around them, with their row
-    ids (`_row`: the rows are dropped by row id, not found again)."""
-    if not staged:
-        touched = "false"
-    elif len(spec.key) == 1:
-        key, kind = spec.key[0], dict(spec.columns)[spec.key[0]]
-        touched = (f"c.{quote(key)} IN (SELECT {cast_sql(quote(key), kind)} "
-                   f"FROM {stage_table(spec)})")
-    else:  # a row IN list, not EXISTS: DuckDB runs EXISTS here as a nested loop
-        kinds = dict(spec.columns)
-        row = ", ".join(f"c.{quote(k)}" for k in spec.key)
-        cast = ", ".join(cast_sql(quote(k), kinds[k]) for k in spec.key)
-        touched = f"({row}) IN (SELECT ({cast}) FROM {stage_table(spec)})"
+def _touched(spec: TableSpec) -> str:
+    """Whether an open version (`c`) has its key staged."""
+    kinds = dict(spec.columns)
+    if len(spec.key) == 1:
+        key = spec.key[0]
+        return (f"c.{quote(key)} IN (SELECT {cast_sql(quote(key), kinds[key])} "
+                f"FROM {stage_table(spec)})")
+    # a row IN list, not EXISTS: DuckDB runs EXISTS here as a nested loop
+    row = ", ".join(f"c.{quote(k)}" for k in spec.key)
+    cast = ", ".join(cast_sql(quote(k), kinds[k]) for k in spec.key)
+    return f"({row}) IN (SELECT ({cast}) FROM {stage_table(spec)})"
+
+
+def take_touched_sql(spec: TableSpec) -> str:
+    """Delete the touched keys' open versions (`before_sql` has read them, or this statement
+    returns them with RETURNING *)."""
+    return f"DELETE FROM {OPEN}.{quote(spec.name)} AS c WHERE {_touched(spec)}"
+
+
+def before_sql(spec: TableSpec, staged: bool, source: str | None = None) -> str:
+    """`before_table(spec)`: the open versions whose key is staged (`_touched`), read from
+    `source` (the rows `take_touched_sql` returned) or, when None, by a scan of the open
+    versions."""
+    if source is None:
+        source = f"{OPEN}.{quote(spec.name)} AS c WHERE {_touched(spec) if staged else 'false'}"
+    return (f"CREATE OR REPLACE TEMP TABLE {before_table(spec)} AS "
+            f"SELECT true AS _touched, * FROM {source}")
+
+
+def context_sql(spec: TableSpec, where: str, columns: tuple[str, ...]) -> str:
+    """Add to `before_table(spec)` the open versions `where` (a predicate over them, as `c`)
+    selects beside the touched ones (whose open versions are already taken), with `columns`
+    only: the rest stays NULL."""
+    names = ", ".join(quote(name) for name in columns)
     return f"""
-        CREATE OR REPLACE TEMP TABLE {before_table(spec)} AS
-        SELECT c.rowid AS _row, {touched} AS _touched, c.*
-        FROM {OPEN}.{quote(spec.name)} AS c
-        WHERE {touched} OR {context or 'false'}"""
+        INSERT INTO {before_table(spec)} (_touched, {names})
+        SELECT false, {', '.join(f'c.{quote(name)}' for name in columns)}
+        FROM {OPEN}.{quote(spec.name)} AS c WHERE {where}"""
 
 
 def find_key_sql(spec: TableSpec, identity: tuple[str, ...]) -> tuple[str, str]:
@@ -169,22 +189,23 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
         values = ", ".join(f"{cast_sql(quote(name), kind)} AS {quote(name)}"
                            for name, kind in spec.columns)
         typed = f"SELECT _seq, _op, _commit_ts, _lsn, {values} FROM {stage_table(spec)}"
-    columns = _columns(spec)
+    # One row per key and transaction (its last), found by aggregates and a join: a window
+    # partitioned by key costs milliseconds even over a few rows (DuckDB 1.5), and a batch
+    # runs this at every commit. `_next_ts` comes from one window ordered by key.
+    next_key = " AND ".join(f"lead(t.{quote(k)}) OVER w = t.{quote(k)}" for k in spec.key)
     return f"""
         CREATE OR REPLACE TEMP TABLE {net_table(spec)} AS
-        SELECT _seq, _op, _commit_ts, _lsn, {columns},
-               lead(_commit_ts) OVER (PARTITION BY {keys} ORDER BY _seq) AS _next_ts
-        FROM (SELECT _seq, _commit_ts, _lsn, {columns},
-                     CASE WHEN _op = 'D' THEN 'D' WHEN _first_op = 'I' THEN 'I'
-                          ELSE 'U' END AS _op
-              FROM (SELECT *,
-                           first_value(_op) OVER t AS _first_op,
-                           row_number() OVER (PARTITION BY {keys}, _lsn
-                                              ORDER BY _seq DESC) AS _last
-                    FROM ({typed})
-                    WINDOW t AS (PARTITION BY {keys}, _lsn ORDER BY _seq))
-              -- born and gone inside one transaction: never visible
-              WHERE _last = 1 AND NOT (_first_op = 'I' AND _op = 'D'))"""
+        WITH typed AS MATERIALIZED ({typed}),
+             last AS (SELECT max(_seq) AS _seq, arg_min(_op, _seq) AS _first_op
+                      FROM typed GROUP BY {keys}, _lsn)
+        SELECT t._seq,
+               CASE WHEN t._op = 'D' THEN 'D' WHEN l._first_op = 'I' THEN 'I' ELSE 'U' END AS _op,
+               t._commit_ts, t._lsn, {', '.join(f't.{quote(c)}' for c in spec.column_names)},
+               CASE WHEN {next_key} THEN lead(t._commit_ts) OVER w END AS _next_ts
+        FROM last AS l JOIN typed AS t ON t._seq = l._seq
+        -- born and gone inside one transaction: never visible
+        WHERE NOT (l._first_op = 'I' AND t._op = 'D')
+        WINDOW w AS (ORDER BY {', '.join(f't.{quote(k)}' for k in spec.key)}, t._seq)"""
 
 
 def unstorable_sql(spec: TableSpec, rows: str, order: str = "_seq") -> str | None:
@@ -203,16 +224,16 @@ def unstorable_sql(spec: TableSpec, rows: str, order: str = "_seq") -> str | Non
         WHERE {' OR '.join(test for _, test in tests)} ORDER BY {order} LIMIT 1"""
 
 
-def merge_sql(spec: TableSpec) -> tuple[str, str, str, str]:
-    """Statements merging the net changes into the versions, in order: drop the touched keys'
-    open versions (returns the count), add them to the closed ones, ending at the key's first
-    change in the batch; add the batch's versions that end in it to the closed ones (returns
-    the count), and the last of each key to the open ones (returns the count)."""
+def merge_sql(spec: TableSpec) -> tuple[str, str, str]:
+    """Statements merging the net changes into the versions, in order: add the touched keys'
+    open versions before the batch (already taken from the open ones) to the closed ones,
+    ending at the key's first change in the batch; add the batch's versions that end in it to
+    the closed ones (returns the count), and the last of each key to the open ones (returns
+    the count)."""
     table = quote(spec.name)
     net, before = net_table(spec), before_table(spec)
     keys, columns = _keys(spec), _columns(spec)
     return (
-        f"DELETE FROM {OPEN}.{table} WHERE rowid IN (SELECT _row FROM {before} WHERE _touched)",
         # least(): a transaction still committing when the copy's snapshot was taken is
         # streamed, yet its commit time can precede the snapshot's time; the copied version
         # then ends at that commit and is moved to start there (zero length), never ending

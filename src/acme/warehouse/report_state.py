@@ -3,7 +3,9 @@
 `reports.open_orders` (delivery date, status -> open orders), `reports.customer_orders`
 (customer -> open and pending orders) and `reports.pending_items` (product -> pending item
 lines and quantity) each hold one row per group and period, `_valid_from`/`_valid_to` like
-history, and only groups with something to count. A report now reads the open rows; a report
+history, and only groups with something to count. Like history, each is a view over two
+tables: `<name>_now` (the open rows) and `<name>_closed` (the rows that ended, only ever
+appended to), so a batch never searches the past. A report now reads `<name>_now`; a report
 as of T reads the rows valid at T: both are lookups of O(groups), never scans of the orders.
 
 Every change is an interval boundary. An order version counts from its start to its end; an
@@ -37,6 +39,7 @@ class StateTable:
 
     @property
     def qualified(self) -> str:
+        """Every version: the view a report as of a time reads."""
         return f"reports.{self.name}"
 
     @property
@@ -44,23 +47,33 @@ class StateTable:
         """The open versions only, without `_valid_to`: what a report of now reads."""
         return f"reports.{self.name}_now"
 
-    def create_sql(self) -> tuple[str, str]:
+    @property
+    def closed(self) -> str:
+        return f"reports.{self.name}_closed"
+
+    def create_sql(self) -> tuple[str, str, str]:
         columns = [f"{name} {kind}" for name, kind in self.groups]
         columns += [f"{name} BIGINT NOT NULL" for name in self.measures]
-        return (f"CREATE TABLE {self.qualified} ({', '.join(columns)}, "
-                "_valid_from TIMESTAMPTZ NOT NULL, _valid_to TIMESTAMPTZ)",
+        names = ", ".join([name for name, _ in self.groups] + list(self.measures))
+        return (f"CREATE TABLE {self.closed} ({', '.join(columns)}, "
+                "_valid_from TIMESTAMPTZ NOT NULL, _valid_to TIMESTAMPTZ NOT NULL)",
                 f"CREATE TABLE {self.now} ({', '.join(columns)}, "
-                "_valid_from TIMESTAMPTZ NOT NULL)")
+                "_valid_from TIMESTAMPTZ NOT NULL)",
+                f"""CREATE VIEW {self.qualified} AS
+                    SELECT {names}, _valid_from, _valid_to FROM {self.closed}
+                    UNION ALL
+                    SELECT {names}, _valid_from, NULL::TIMESTAMPTZ FROM {self.now}""")
 
     def apply_sql(self, events: str) -> tuple[str, ...]:
         """Fold `events` (groups, `_t`, measure deltas) into the versions: build the new
-        versions, close the open ones they follow, insert those with something to count, and
-        replace the changed groups' rows of `now`.
+        versions, close the open ones they follow, append those that ended and have something
+        to count to the closed ones, and replace the changed groups' rows of `now`.
 
         A boundary older than the group's open version (commit times are not strictly
         monotonic in commit order) is moved to that version's start."""
         groups = [name for name, _ in self.groups]
         group_list = ", ".join(groups)
+        names = ", ".join(groups + list(self.measures))
         same = " AND ".join(f"s.{g} IS NOT DISTINCT FROM e.{g}" for g in groups)
         same_v = " AND ".join(f"s.{g} IS NOT DISTINCT FROM v.{g}" for g in groups)
         open_version = f"{self.now} AS s ON {same}"  # the open versions, without the rest
@@ -83,29 +96,32 @@ class StateTable:
             LEFT JOIN {open_version}
             WINDOW w AS (PARTITION BY {', '.join(f'e.{g}' for g in groups)} ORDER BY e._t)""",
             f"""
-            UPDATE {self.qualified} AS s SET _valid_to = v._first
-            FROM (SELECT {group_list}, min(_valid_from) AS _first FROM state_versions
-                  GROUP BY ALL) AS v
-            WHERE s._valid_to IS NULL AND {same_v}""",
+            INSERT INTO {self.closed} ({names}, _valid_from, _valid_to)
+            SELECT {', '.join(f's.{n}' for n in groups + list(self.measures))},
+                   s._valid_from, v._first
+            FROM {self.now} AS s
+            JOIN (SELECT {group_list}, min(_valid_from) AS _first FROM state_versions
+                  GROUP BY ALL) AS v ON {same_v}""",
             f"""
-            INSERT INTO {self.qualified} ({group_list}, {', '.join(self.measures)},
-                                          _valid_from, _valid_to)
-            SELECT {group_list}, {', '.join(self.measures)}, _valid_from, _valid_to
-            FROM state_versions WHERE {self.exists}""",
+            INSERT INTO {self.closed} ({names}, _valid_from, _valid_to)
+            SELECT {names}, _valid_from, _valid_to FROM state_versions
+            WHERE _valid_to IS NOT NULL AND ({self.exists})""",
             f"""
             DELETE FROM {self.now} AS s
             USING (SELECT DISTINCT {group_list} FROM state_versions) AS v WHERE {same_v}""",
             f"""
-            INSERT INTO {self.now} ({group_list}, {', '.join(self.measures)}, _valid_from)
-            SELECT {group_list}, {', '.join(self.measures)}, _valid_from
+            INSERT INTO {self.now} ({names}, _valid_from)
+            SELECT {names}, _valid_from
             FROM state_versions WHERE _valid_to IS NULL AND ({self.exists})""",
             "DROP TABLE state_versions",
         )
 
     def close_all_sql(self) -> tuple[str, str]:
         """Everything stops counting at $1 (a TRUNCATE)."""
-        return (f"UPDATE {self.qualified} SET _valid_to = greatest($1, _valid_from) "
-                "WHERE _valid_to IS NULL", f"DELETE FROM {self.now}")
+        names = ", ".join([name for name, _ in self.groups] + list(self.measures))
+        return (f"INSERT INTO {self.closed} ({names}, _valid_from, _valid_to) "
+                f"SELECT {names}, _valid_from, greatest($1, _valid_from) FROM {self.now}",
+                f"DELETE FROM {self.now}")
 
 
 OPEN_ORDERS = StateTable("open_orders", (("delivery_date", "DATE"), ("status", "VARCHAR")),
@@ -179,7 +195,7 @@ HISTORY_ITEMS = ("(SELECT order_item_id, order_id, product_id, quanity, "
 # versions, `_next_ts` their end) and `before_orders`/`before_order_items` (their rows in
 # `current` before the batch: open since -infinity, until the key's first change). Items of
 # touched orders count too, and the orders of touched items: `contexts` has them read into
-# the same tables, marked not `_touched`.
+# the same tables (only the columns read here), marked not `_touched`.
 BATCH_INTERVALS = (
     f"""
     CREATE OR REPLACE TEMP TABLE batch_orders AS
@@ -241,43 +257,46 @@ class ReportState:
         row = self.db.execute("SELECT classification FROM _acme.report_state").fetchone()
         built = self.db.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'reports' "
-            "AND table_name IN $1", [[t.now.split(".")[1] for t in STATE_TABLES]]).fetchone()[0]
-        if row is None or row[0] != wanted or built < len(STATE_TABLES):
+            "AND table_name IN $1",
+            [[t.split(".")[1] for state in STATE_TABLES for t in (state.now, state.closed)]]
+        ).fetchone()[0]
+        if row is None or row[0] != wanted or built < 2 * len(STATE_TABLES):
             self.rebuild()
             self.db.execute("DELETE FROM _acme.report_state")
             self.db.execute("INSERT INTO _acme.report_state VALUES ($1, now())", [wanted])
         return True
 
     def rebuild(self) -> None:
-        """Recompute every state table from all of history."""
-        self.db.execute("CREATE SCHEMA IF NOT EXISTS reports")
+        """Recompute every state table from all of history (in an earlier layout too: the
+        schema holds nothing else)."""
+        self.db.execute("DROP SCHEMA IF EXISTS reports CASCADE")
+        self.db.execute("CREATE SCHEMA reports")
         events = events_sql(self.classification, HISTORY_ORDERS, HISTORY_ITEMS,
                             pending_orders_sql(self.classification, HISTORY_ORDERS))
         for table in STATE_TABLES:
-            for statement in (f"DROP TABLE IF EXISTS {table.qualified}",
-                              f"DROP TABLE IF EXISTS {table.now}", *table.create_sql()):
-                self.db.execute(statement)
-            for statement in table.apply_sql(events[table]):
+            for statement in (*table.create_sql(), *table.apply_sql(events[table])):
                 self.db.execute(statement)
 
     @staticmethod
-    def contexts(touched: set[str]) -> dict[str, str]:
+    def contexts(touched: set[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
         """For a batch touching these tables: the open versions the state needs beside the
-        touched ones (a predicate over the open versions as `c`, staged tables `rows_<table>`),
-        per table, in the order they must be read: items of touched orders, then the orders of
-        items read or touched."""
+        touched ones, per table, in the order they must be read (items of touched orders, then
+        the orders of items read or touched): a predicate over the open versions (as `c`;
+        staged tables `rows_<table>`), and the columns the state reads of them."""
         if not touched & set(NEEDED):
             return {}
         items = ("c.order_id IN (SELECT CAST(order_id AS BIGINT) FROM rows_orders)"
                  if "orders" in touched else "false")
-        orders = "c.order_id IN (SELECT order_id FROM before_order_items)"
+        orders = "SELECT order_id FROM before_order_items"
         if "order_items" in touched:
-            orders += " OR c.order_id IN (SELECT CAST(order_id AS BIGINT) FROM rows_order_items)"
-        return {"order_items": items, "orders": orders}
+            orders += " UNION ALL SELECT CAST(order_id AS BIGINT) FROM rows_order_items"
+        orders = f"c.order_id IN ({orders})"  # one IN: an OR of two runs two mark joins
+        return {"order_items": (items, ("order_item_id", "order_id", "product_id", "quanity")),
+                "orders": (orders, ("order_id", "delivery_date", "status", "customer_id"))}
 
     def apply_batch(self, touched: set[str]) -> None:
         """Add the boundaries of one batch. Call with the batch's `net_<table>` and
-        `before_<table>` (for `contexts`) built, and `current` still as it was."""
+        `before_<table>` (with `contexts`) built."""
         if not touched & set(NEEDED):
             return
         for table in NEEDED:
