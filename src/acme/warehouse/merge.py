@@ -189,10 +189,10 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
         values = ", ".join(f"{cast_sql(quote(name), kind)} AS {quote(name)}"
                            for name, kind in spec.columns)
         typed = f"SELECT _seq, _op, _commit_ts, _lsn, {values} FROM {stage_table(spec)}"
-    # One row per key and transaction (its last), found by aggregates and a join: a window
-    # partitioned by key costs milliseconds even over a few rows (DuckDB 1.5), and a batch
-    # runs this at every commit. `_next_ts` comes from one window ordered by key.
-    next_key = " AND ".join(f"lead(t.{quote(k)}) OVER w = t.{quote(k)}" for k in spec.key)
+    # One row per key and transaction (its last), found by an aggregate and a join: a window
+    # costs milliseconds even over a few rows (DuckDB 1.5), and a batch runs this at every
+    # commit. The one window left is partitioned by key: over a single ordered partition, a
+    # 10M-row batch ran out of memory.
     return f"""
         CREATE OR REPLACE TEMP TABLE {net_table(spec)} AS
         WITH typed AS MATERIALIZED ({typed}),
@@ -201,11 +201,11 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
         SELECT t._seq,
                CASE WHEN t._op = 'D' THEN 'D' WHEN l._first_op = 'I' THEN 'I' ELSE 'U' END AS _op,
                t._commit_ts, t._lsn, {', '.join(f't.{quote(c)}' for c in spec.column_names)},
-               CASE WHEN {next_key} THEN lead(t._commit_ts) OVER w END AS _next_ts
+               lead(t._commit_ts) OVER (PARTITION BY {', '.join(f't.{quote(k)}' for k in spec.key)}
+                                        ORDER BY t._seq) AS _next_ts
         FROM last AS l JOIN typed AS t ON t._seq = l._seq
         -- born and gone inside one transaction: never visible
-        WHERE NOT (l._first_op = 'I' AND t._op = 'D')
-        WINDOW w AS (ORDER BY {', '.join(f't.{quote(k)}' for k in spec.key)}, t._seq)"""
+        WHERE NOT (l._first_op = 'I' AND t._op = 'D')"""
 
 
 def unstorable_sql(spec: TableSpec, rows: str, order: str = "_seq") -> str | None:
