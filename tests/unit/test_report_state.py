@@ -11,6 +11,7 @@ from acme.capture.pgoutput import Column, Relation
 from acme.capture.transactions import RowChange, TableTruncate
 from acme.classification import StatusClassification
 from acme.warehouse.apply import BatchApplier
+from acme.warehouse.report_state import STATE_TABLES
 from acme.warehouse.stage import ChangeStager
 from acme.warehouse.store import Checkpoint, Warehouse
 from tests.state_oracle import rebuilt_state, visible_state
@@ -96,5 +97,35 @@ def test_incremental_state_equals_a_recomputation_from_history(tmp_path, monkeyp
             "SELECT * FROM _acme.row_counts").fetchall())
         assert counts[("current", "orders")] == len(batches.orders)
         assert counts[("current", "order_items")] == len(batches.items)
+    finally:
+        warehouse.close()
+
+
+def test_a_state_of_the_earlier_layout_is_rebuilt(tmp_path):
+    """Each state used to be one table (`reports.<name>`, its open rows copied in `_now`):
+    the next applier rebuilds it as closed and open tables behind that name, and goes on."""
+    warehouse = Warehouse.open(tmp_path / "w.duckdb")
+    try:
+        batches = RandomBatches(warehouse, StatusClassification(), seed=7)
+        while not batches.applier.state_active:
+            batches.batch()
+        for _ in range(5):
+            batches.batch()
+        expected = visible_state(warehouse.db)
+        for table in STATE_TABLES:
+            old = f"{table.qualified}_old"
+            for statement in (f"CREATE TABLE {old} AS SELECT * FROM {table.qualified}",
+                              f"DROP VIEW {table.qualified}", f"DROP TABLE {table.closed}",
+                              f"ALTER TABLE {old} RENAME TO {table.name}"):
+                warehouse.db.execute(statement)
+        assert visible_state(warehouse.db) == expected  # the earlier layout reads the same
+
+        batches.applier = BatchApplier(warehouse, StatusClassification())
+        assert warehouse.db.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'reports'"
+        ).fetchone()[0] == len(STATE_TABLES)
+        assert visible_state(warehouse.db) == expected
+        batches.batch()
+        assert visible_state(warehouse.db) == rebuilt_state(warehouse.db, StatusClassification())
     finally:
         warehouse.close()
