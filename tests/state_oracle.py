@@ -16,7 +16,7 @@ def visible_state(db, since: datetime | None = None) -> dict[str, set]:
     version at that commit (zero length), so before that point neither is exact."""
     state = {}
     for table in STATE_TABLES:
-        columns = [g for g, _ in table.groups] + list(table.measures)
+        columns = table.columns
         start = "greatest(_valid_from, $since)"
         versions = db.execute(
             f"SELECT {', '.join(columns)}, {start}, _valid_to FROM {table.qualified} "

@@ -51,10 +51,15 @@ class StateTable:
     def closed(self) -> str:
         return f"reports.{self.name}_closed"
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Its groups, then its measures: the columns of every version."""
+        return tuple(name for name, _ in self.groups) + self.measures
+
     def create_sql(self) -> tuple[str, str, str]:
         columns = [f"{name} {kind}" for name, kind in self.groups]
         columns += [f"{name} BIGINT NOT NULL" for name in self.measures]
-        names = ", ".join([name for name, _ in self.groups] + list(self.measures))
+        names = ", ".join(self.columns)
         return (f"CREATE TABLE {self.closed} ({', '.join(columns)}, "
                 "_valid_from TIMESTAMPTZ NOT NULL, _valid_to TIMESTAMPTZ NOT NULL)",
                 f"CREATE TABLE {self.now} ({', '.join(columns)}, "
@@ -73,7 +78,7 @@ class StateTable:
         monotonic in commit order) is moved to that version's start."""
         groups = [name for name, _ in self.groups]
         group_list = ", ".join(groups)
-        names = ", ".join(groups + list(self.measures))
+        names = ", ".join(self.columns)
         same = " AND ".join(f"s.{g} IS NOT DISTINCT FROM e.{g}" for g in groups)
         same_v = " AND ".join(f"s.{g} IS NOT DISTINCT FROM v.{g}" for g in groups)
         open_version = f"{self.now} AS s ON {same}"  # the open versions, without the rest
@@ -97,7 +102,7 @@ class StateTable:
             WINDOW w AS (PARTITION BY {', '.join(f'e.{g}' for g in groups)} ORDER BY e._t)""",
             f"""
             INSERT INTO {self.closed} ({names}, _valid_from, _valid_to)
-            SELECT {', '.join(f's.{n}' for n in groups + list(self.measures))},
+            SELECT {', '.join(f's.{n}' for n in self.columns)},
                    s._valid_from, v._first
             FROM {self.now} AS s
             JOIN (SELECT {group_list}, min(_valid_from) AS _first FROM state_versions
@@ -118,7 +123,7 @@ class StateTable:
 
     def close_all_sql(self) -> tuple[str, str]:
         """Everything stops counting at $1 (a TRUNCATE)."""
-        names = ", ".join([name for name, _ in self.groups] + list(self.measures))
+        names = ", ".join(self.columns)
         return (f"INSERT INTO {self.closed} ({names}, _valid_from, _valid_to) "
                 f"SELECT {names}, _valid_from, greatest($1, _valid_from) FROM {self.now}",
                 f"DELETE FROM {self.now}")
