@@ -45,11 +45,13 @@ from acme.warehouse.store import MEMORY_LIMIT, Checkpoint, Warehouse
 from acme.warehouse.tables import TableSpec, quote, warehouse_name
 
 T = TypeVar("T")
-# A batch of this many staged rows or more runs on one DuckDB thread with more memory: DuckDB's
-# joins and sorts hold memory per thread, and the merge of a 10M-row transaction failed to pin
-# a block at the warehouse's limit on two threads (once in two runs; on one thread at 400 MB).
+# A batch of this many staged rows or more runs on one DuckDB thread, with a lower memory limit:
+# DuckDB's joins and sorts hold memory per thread, and the merge of a 10M-row transaction failed
+# to pin a block at the warehouse's limit on two threads (once in two runs). On one thread its
+# process peaked at 845 MB with this limit (1.09 GB at 640 MB: DuckDB holds some 250 MB beyond
+# its limit in a big hash join); at 400 MB it failed once.
 BIG_BATCH_ROWS = 1_000_000
-BIG_BATCH_MEMORY = "640MB"
+BIG_BATCH_MEMORY = "448MB"
 # A batch of at most this many staged rows takes its touched open versions with one DELETE ...
 # RETURNING, whose scan reads the key column alone; it fetches each deleted row on its own
 # (about 16 us a row), so a larger batch reads them with a scan of every column, then deletes.
