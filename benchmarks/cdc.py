@@ -21,8 +21,10 @@ from pathlib import Path
 
 import psycopg
 
-from acme.pipeline import SyncObserver, SyncOptions, run_sync
+from acme.observe.observer import SyncObserver
+from acme.pipeline import run_sync
 from acme.source.provision import TABLES
+from acme.sync_options import SyncOptions
 from benchmarks.baselines import copy_seconds
 from benchmarks.common import BenchSource, peak_rss_mb, report, start_source
 from benchmarks.freshness import measure_freshness

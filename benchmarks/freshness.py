@@ -22,7 +22,9 @@ from pathlib import Path
 
 import psycopg
 
-from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
+from acme.observe.observer import BatchStats, SyncObserver
+from acme.pipeline import run_sync
+from acme.sync_options import SyncOptions
 from benchmarks.common import BenchSource, percentile, report, start_source
 
 TRAFFIC = """

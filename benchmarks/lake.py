@@ -21,8 +21,10 @@ from pathlib import Path
 
 from acme.lake.catalog import open_lake
 from acme.lake.maintenance import data_file_count, maintain_lake
-from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
+from acme.observe.observer import BatchStats, SyncObserver
+from acme.pipeline import run_sync
 from acme.source.simulate import run_traffic
+from acme.sync_options import SyncOptions
 from benchmarks.common import peak_rss_mb, percentile, report, start_source
 
 

@@ -23,9 +23,11 @@ from pathlib import Path
 import psycopg
 
 from acme.config import SourceAddress
-from acme.pipeline import SyncObserver, SyncOptions, run_sync
+from acme.observe.observer import SyncObserver
+from acme.pipeline import run_sync
 from acme.source.embedded import EmbeddedServer
 from acme.source.provision import TABLES
+from acme.sync_options import SyncOptions
 from benchmarks.baselines import copy_seconds, snapshot_peers
 from benchmarks.common import BenchSource, report, start_source
 

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import psycopg
 
-from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
+from acme.observe.observer import BatchStats, SyncObserver
+from acme.pipeline import run_sync
+from acme.sync_options import SyncOptions
 from benchmarks.baselines import receive_seconds
 from benchmarks.common import BenchSource, report, start_source
 

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from acme.pipeline import SyncObserver, SyncOptions, run_sync
+from acme.observe.observer import SyncObserver
+from acme.pipeline import run_sync
+from acme.sync_options import SyncOptions
 from tests.fix_source import SourceDB
 
 

@@ -14,7 +14,6 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -26,7 +25,9 @@ from acme.capture.replication import CreatedSlot, ReplicationStream
 from acme.capture.snapshot import begin_snapshot, estimated_rows, plan_parts
 from acme.config import mask_dsn
 from acme.errors import SourceUnreachable, TransientError
+from acme.observe.observer import SyncObserver
 from acme.source.connect import connect
+from acme.sync_options import SyncOptions
 from acme.warehouse.evolve import SchemaEvolution
 from acme.warehouse.load import load_snapshot
 from acme.warehouse.model import ensure_model
@@ -34,16 +35,13 @@ from acme.warehouse.ownership import SourceIdentity, check_same_source
 from acme.warehouse.report_state import ReportState
 from acme.warehouse.store import Checkpoint, Warehouse
 
-if TYPE_CHECKING:
-    from acme.pipeline import SyncObserver, SyncOptions
-
 
 class CopyStopped(Exception):
     """Asked to stop while waiting to retry the initial copy."""
 
 
-def prepare_warehouse(options: "SyncOptions", identity: SourceIdentity,
-                      observer: "SyncObserver", stop: threading.Event) -> Warehouse:
+def prepare_warehouse(options: SyncOptions, identity: SourceIdentity,
+                      observer: SyncObserver, stop: threading.Event) -> Warehouse:
     """The warehouse, open, belonging to `identity` and holding its initial copy."""
     path = Path(options.warehouse)
     if options.resnapshot:
@@ -78,8 +76,8 @@ def remove_warehouse_files(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def _rebuild(path: Path, options: "SyncOptions", identity: SourceIdentity,
-             observer: "SyncObserver", stop: threading.Event) -> Warehouse:
+def _rebuild(path: Path, options: SyncOptions, identity: SourceIdentity,
+             observer: SyncObserver, stop: threading.Event) -> Warehouse:
     """A fresh copy into `<warehouse>.resnapshot`, swapped in once committed."""
     building = _building(path)
     # Holding the old file open keeps every other acme process off it until the swap.
@@ -106,8 +104,8 @@ def _rebuild(path: Path, options: "SyncOptions", identity: SourceIdentity,
     return warehouse
 
 
-def _copy_with_retries(warehouse: Warehouse, options: "SyncOptions", identity: SourceIdentity,
-                       observer: "SyncObserver", stop: threading.Event) -> None:
+def _copy_with_retries(warehouse: Warehouse, options: SyncOptions, identity: SourceIdentity,
+                       observer: SyncObserver, stop: threading.Event) -> None:
     """The copy, tried again with backoff while the connection keeps dropping."""
     backoff = Backoff()
     while True:
@@ -121,8 +119,8 @@ def _copy_with_retries(warehouse: Warehouse, options: "SyncOptions", identity: S
                 raise CopyStopped from None
 
 
-def _copy(warehouse: Warehouse, options: "SyncOptions", identity: SourceIdentity,
-          observer: "SyncObserver") -> None:
+def _copy(warehouse: Warehouse, options: SyncOptions, identity: SourceIdentity,
+          observer: SyncObserver) -> None:
     try:
         with connect(options.dsn, options.application_name, autocommit=True) as conn:
             slot = source_position(conn, options.slot)
@@ -149,9 +147,9 @@ def _copy(warehouse: Warehouse, options: "SyncOptions", identity: SourceIdentity
                                 f"initial copy: {str(error).strip().splitlines()[-1]}") from None
 
 
-def _snapshot(conn: psycopg.Connection, warehouse: Warehouse, options: "SyncOptions",
+def _snapshot(conn: psycopg.Connection, warehouse: Warehouse, options: SyncOptions,
               identity: SourceIdentity, exported: CreatedSlot | None, slot_lsn: int,
-              valid_from: datetime | None, observer: "SyncObserver") -> None:
+              valid_from: datetime | None, observer: SyncObserver) -> None:
     """Copy every published table; the hand-off checkpoint, the source identity and the slot
     position the warehouse starts from commit with the last of it."""
     started = time.monotonic()

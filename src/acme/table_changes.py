@@ -17,7 +17,6 @@ earlier transactions staged is merged first (`BatchApplier.between_transactions`
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from acme.capture.catalog import published_tables
 from acme.capture.columns import CatalogColumn, catalog_columns, column_values
@@ -27,6 +26,7 @@ from acme.capture.snapshot import begin_snapshot, plan_parts
 from acme.capture.visibility import SnapshotVisibility
 from acme.errors import SourceMisconfigured
 from acme.source.connect import connect
+from acme.sync_options import SyncOptions
 from acme.warehouse.apply import BatchApplier
 from acme.warehouse.evolve import SchemaEvolution, plan
 from acme.warehouse.load import BATCH_NAME
@@ -35,9 +35,6 @@ from acme.warehouse.model import ensure_model
 from acme.warehouse.report_state import NEEDED as REPORT_TABLES
 from acme.warehouse.store import OPEN, Warehouse
 from acme.warehouse.tables import TableSpec, cast_sql, quote, warehouse_name
-
-if TYPE_CHECKING:
-    from acme.pipeline import SyncOptions
 
 BOOKKEEPING = (
     """CREATE TABLE IF NOT EXISTS _acme.table_copies (
@@ -70,7 +67,7 @@ class TableCopy:
 class TableChanges:
     """Owned by the apply thread, like the applier it works through."""
 
-    def __init__(self, options: "SyncOptions", warehouse: Warehouse, applier: BatchApplier):
+    def __init__(self, options: SyncOptions, warehouse: Warehouse, applier: BatchApplier):
         self.options = options
         self.warehouse = warehouse
         self.applier = applier

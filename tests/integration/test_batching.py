@@ -4,7 +4,7 @@ import time
 
 import psycopg
 
-from acme.pipeline import BatchStats, SyncObserver
+from acme.observe.observer import BatchStats, SyncObserver
 from tests.fix_sync import BackgroundSync, sync_once, sync_options
 
 

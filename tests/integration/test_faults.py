@@ -13,10 +13,11 @@ import pytest
 
 from acme.config import SourceAddress
 from acme.lsn import parse_lsn
-from acme.pipeline import SyncObserver, SyncOptions
+from acme.observe.observer import SyncObserver
 from acme.ports import free_port
 from acme.source.provision import provision
 from acme.source.seed import SeedPlan, seed
+from acme.sync_options import SyncOptions
 from tests.fix_source import drop_source_db, embedded_server, make_source_db
 from tests.fix_sync import BackgroundSync, sync_options
 from tests.fix_workload import (

@@ -7,7 +7,8 @@ import duckdb
 import psycopg
 import pytest
 
-from acme.pipeline import SyncObserver, run_sync
+from acme.observe.observer import SyncObserver
+from acme.pipeline import run_sync
 from acme.source.seed import SeedPlan, seed
 from tests.fix_source import drop_source_db, make_source_db
 from tests.fix_sync import sync_once, sync_options

@@ -8,7 +8,8 @@ import duckdb
 import psycopg
 import pytest
 
-from acme.pipeline import SyncObserver, run_sync
+from acme.observe.observer import SyncObserver
+from acme.pipeline import run_sync
 from acme.source.seed import SeedPlan, seed
 from acme.source.simulate import run_traffic
 from acme.verify import VerifyOptions, verify_warehouse

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from acme.observe.logs import LOGGER, JsonFormatter, LogObserver, redact
-from acme.pipeline import BatchStats
+from acme.observe.observer import BatchStats
 
 
 @pytest.mark.parametrize("text, secret", [

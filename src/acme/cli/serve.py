@@ -38,10 +38,12 @@ from acme.observe import Observers
 from acme.observe.lag import SourceLagPoller
 from acme.observe.logs import json_enabled, log_error, log_event
 from acme.observe.metrics import PipelineMetrics
-from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
+from acme.observe.observer import BatchStats, SyncObserver
+from acme.pipeline import run_sync
 from acme.ports import check_port_free
 from acme.reports.access import serve_marker, write_serve_marker
 from acme.reports.cache import AnswerCache
+from acme.sync_options import SyncOptions
 from acme.verify import VerifyOptions, verify_warehouse
 from acme.warehouse.store import Warehouse
 

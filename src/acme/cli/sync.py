@@ -27,7 +27,9 @@ from acme.config import (
 )
 from acme.lsn import format_lsn
 from acme.observe.logs import LogObserver, json_enabled
-from acme.pipeline import BatchStats, SyncObserver, SyncOptions, run_sync
+from acme.observe.observer import BatchStats, SyncObserver
+from acme.pipeline import run_sync
+from acme.sync_options import SyncOptions
 
 DsnOption = typer.Option(None, "--dsn", help="Replication user's URL [ACME_SOURCE_DSN].")
 WarehouseOption = typer.Option(None, "--warehouse", help="DuckDB file [ACME_WAREHOUSE].")

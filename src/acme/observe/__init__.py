@@ -1,10 +1,10 @@
 """What operators watch: Prometheus metrics, structured logs and the lag behind the source.
 
-Each watcher is a `pipeline.SyncObserver`; `Observers` hands every hook to several of them, so
-the console, the logs and the metrics can watch the same pipeline.
+Each watcher is a `SyncObserver` (`observer.py`); `Observers` hands every hook to several of
+them, so the console, the logs and the metrics can watch the same pipeline.
 """
 
-from acme.pipeline import SyncObserver
+from acme.observe.observer import SyncObserver
 
 
 class Observers(SyncObserver):

@@ -17,7 +17,7 @@ from typing import Any
 
 from acme.lsn import format_lsn
 from acme.observe.metrics import OP_NAMES
-from acme.pipeline import BatchStats, SyncObserver
+from acme.observe.observer import BatchStats, SyncObserver
 from acme.warehouse.store import Warehouse
 
 LOGGER = logging.getLogger("acme")

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from acme.observe.lag import LagSample
-from acme.pipeline import BatchStats, SyncObserver
+from acme.observe.observer import BatchStats, SyncObserver
 from acme.warehouse.store import Warehouse
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
