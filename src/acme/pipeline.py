@@ -20,6 +20,7 @@ from acme.observe.observer import SyncObserver
 from acme.source.connect import connect
 from acme.streamer import Streamer
 from acme.sync_options import SyncOptions
+from acme.warehouse.apply import BIG_BATCH_RETRY_MEMORY
 from acme.warehouse.ownership import SourceIdentity, check_no_gap
 from acme.warehouse.stopped import record_stopped
 from acme.warehouse.store import Checkpoint, Warehouse, storage_failure
@@ -93,10 +94,13 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
 
     A reconnect resumes from the slot's confirmed position and the warehouse checkpoint, so
     nothing is lost or applied twice. After a network cut the server may still hold the slot
-    for the dead connection for a while: that is retried too.
+    for the dead connection for a while: that is retried too. So is a batch that ran out of
+    memory (it rolled back), once, with a big batch's memory limit raised: applied again as
+    before, the same transaction would fail at every restart.
     """
     backoff = Backoff()
     reconnecting = False
+    big_batch_memory = None
     while True:
         backoff.attempt()
         try:
@@ -107,13 +111,18 @@ def _follow(stream: ReplicationStream, warehouse: Warehouse, options: SyncOption
                     observer.warehouse_opened(warehouse)
             stream.start()
             _check_slot_owned(options, warehouse)
-            return Streamer(stream, warehouse, options, warehouse.checkpoint(), observer).run(
-                stop, target_lsn)
+            return Streamer(stream, warehouse, options, warehouse.checkpoint(), observer,
+                            big_batch_memory).run(stop, target_lsn)
         except UnstorableValue as error:
             record_stopped(warehouse.db, str(error))  # the batch rolled back: on its own
             raise
         except (TransientError, SlotInUse, duckdb.Error, WarehouseError) as error:
-            reason = _retryable(error, warehouse, reconnecting)
+            if isinstance(error, duckdb.OutOfMemoryException) and big_batch_memory is None:
+                big_batch_memory = BIG_BATCH_RETRY_MEMORY
+                reason = (f"a batch ran out of memory; applying it again with "
+                          f"{big_batch_memory} for a big batch (nothing is lost: it rolled back)")
+            else:
+                reason = _retryable(error, warehouse, reconnecting)
             delay = backoff.next_delay()
             observer.error(error)
             observer.connection_lost(reason, delay)

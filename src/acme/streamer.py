@@ -61,6 +61,7 @@ class Streamer:
     options: SyncOptions
     checkpoint: Checkpoint
     observer: SyncObserver
+    big_batch_memory: str | None = None  # the applier's limit for a big batch, when not its own
     begin: Begin | None = None
     batch_transactions: int = 0
     batch_changes: int = 0
@@ -76,7 +77,8 @@ class Streamer:
     failed: BaseException | None = None  # the first apply step that failed
 
     def __post_init__(self) -> None:
-        self.applier = BatchApplier(self.warehouse, self.options.classification)
+        self.applier = BatchApplier(self.warehouse, self.options.classification,
+                                    self.big_batch_memory)
         self.assembler = TransactionAssembler(PrimaryKeys(self.options.dsn))
         self.stager = ChangeStager()
         self.visibility: SnapshotVisibility | None = self.checkpoint.visibility

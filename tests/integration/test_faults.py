@@ -1,7 +1,7 @@
 """Faults against real servers: a blackholed path, a cut during the snapshot, a source restart,
-and a warehouse disk that fills up or turns read-only. Each is noticed with one line, nothing
-is lost, and sync carries on by itself once the fault is gone. Detection and recovery times
-are printed (`pytest -s`) for the README's table."""
+a warehouse disk that fills up or turns read-only, and a batch that runs out of memory. Each is
+noticed with one line, nothing is lost, and sync carries on by itself once the fault is gone.
+Detection and recovery times are printed (`pytest -s`) for the README's table."""
 
 import subprocess
 import time
@@ -247,3 +247,25 @@ def test_warehouse_unwritable_during_apply_says_so_then_resumes(source_db, reque
     assert "nothing is lost" in reason and "\n" not in reason
     assert_exact(final, warehouse, moments)
     report(f"warehouse {fault}", detected, recovered)
+
+
+def test_a_batch_out_of_memory_is_applied_again_with_more(source_db, warehouse_path,
+                                                          monkeypatch):
+    # Any batch of 10 rows or more runs as a big one, at a limit too small for its merge.
+    monkeypatch.setattr("acme.warehouse.apply.BIG_BATCH_ROWS", 10)
+    monkeypatch.setattr("acme.warehouse.apply.BIG_BATCH_MEMORY", "1MB")
+    log, moments = FaultLog(), []
+    with psycopg.connect(source_db.app_dsn, autocommit=True) as app:
+        workload = RandomWorkload(app, seed=15)
+        run_workload(app, workload, 10, moments)
+        with BackgroundSync(sync_options(source_db, warehouse_path, once=False), log):
+            run_workload(app, workload, 5, moments)
+            wait_caught_up(source_db.admin_dsn, app, source_db.slot)  # streamed, not copied
+            updated = app.execute("UPDATE operations.order_items SET quanity = quanity + 1")
+            assert updated.rowcount >= 10
+            run_workload(app, workload, 10, moments)
+            wait_caught_up(source_db.admin_dsn, app, source_db.slot)
+            final = record_moment(app)
+    reasons = [reason for _, reason in log.losses]
+    assert len(reasons) == 1 and reasons[0].startswith("a batch ran out of memory"), reasons
+    assert_exact(final, warehouse_path, moments)

@@ -45,13 +45,14 @@ from acme.warehouse.store import MEMORY_LIMIT, Checkpoint, Warehouse
 from acme.warehouse.tables import TableSpec, quote, warehouse_name
 
 T = TypeVar("T")
-# A batch of this many staged rows or more runs on one DuckDB thread, with a lower memory limit:
-# DuckDB's joins and sorts hold memory per thread, and the merge of a 10M-row transaction failed
-# to pin a block at the warehouse's limit on two threads (once in two runs). On one thread its
-# process peaked at 845 MB with this limit (1.09 GB at 640 MB: DuckDB holds some 250 MB beyond
-# its limit in a big hash join); at 400 MB it failed once.
+# A batch of this many staged rows or more runs on one DuckDB thread, with more memory: DuckDB's
+# joins and sorts hold memory per thread, and the merge of a 10M-row transaction failed to pin a
+# block at the warehouse's limit on two threads (once in two runs). On one thread it failed at
+# 448 and 512 MB (deleting 10M open versions holds some 300 MB DuckDB cannot spill), so it
+# runs at 640 MB; should a batch still run out, it is applied again with the retry's limit.
 BIG_BATCH_ROWS = 1_000_000
-BIG_BATCH_MEMORY = "448MB"
+BIG_BATCH_MEMORY = "640MB"
+BIG_BATCH_RETRY_MEMORY = "1536MB"
 # A batch of at most this many staged rows takes its touched open versions with one DELETE ...
 # RETURNING, whose scan reads the key column alone; it fetches each deleted row on its own
 # (about 16 us a row), so a larger batch reads them with a scan of every column, then deletes.
@@ -69,8 +70,10 @@ class _Staged:
 class BatchApplier:
     """Applies batches to one warehouse, remembering its table layout between batches."""
 
-    def __init__(self, warehouse: Warehouse, classification: StatusClassification):
+    def __init__(self, warehouse: Warehouse, classification: StatusClassification,
+                 big_batch_memory: str | None = None):
         self.warehouse = warehouse
+        self.big_batch_memory = big_batch_memory or BIG_BATCH_MEMORY
         self.db = warehouse.db
         self.tables = warehouse.tables()
         self.state = ReportState(self.db, classification)
@@ -104,9 +107,11 @@ class BatchApplier:
         self.db.from_arrow(pa.table(columns, names=names)).insert_into(stage_table(spec))
         staged.rows += chunk.rows.num_rows
         if not self.big and sum(s.rows for s in self.staged.values()) >= BIG_BATCH_ROWS:
+            # Set back when the batch ends (a failed statement refuses any other), even if
+            # setting the limit fails: DuckDB may be unable to evict down to it.
+            self.big = True
             self.db.execute("SET threads = 1")
-            self.db.execute(f"SET memory_limit = '{BIG_BATCH_MEMORY}'")
-            self.big = True  # set back when the batch ends: a failed statement refuses any other
+            self.db.execute(f"SET memory_limit = '{self.big_batch_memory}'")
         unchanged = chunk.rows.column("_unchanged")
         staged.has_unchanged |= unchanged.null_count < len(unchanged)
         by = chunk.rows.column("_by")
