@@ -36,7 +36,7 @@ _READY, _BATCH, _DONE, _ERROR = b"R", b"B", b"D", b"E"
 # keep their 8-byte alignment (DuckDB's Arrow scan copies, and warns about, misaligned ones).
 _LENGTH = struct.Struct("<Q")
 _KIND = 8
-_TABLE_KEY = b"acme.table"
+_TABLE_KEY, _READER_KEY = b"acme.table", b"acme.reader"
 
 
 class ParallelCopy:
@@ -67,8 +67,9 @@ class ParallelCopy:
     def __iter__(self) -> Iterator[CopiedBatch]:
         while (message := self._receive())[:1] == _BATCH:
             batch = pa.ipc.open_stream(memoryview(message)[_KIND:]).read_next_batch()
-            table = batch.schema.metadata[_TABLE_KEY].decode()
-            yield CopiedBatch(table, batch.replace_schema_metadata(None))
+            metadata = batch.schema.metadata
+            yield CopiedBatch(metadata[_TABLE_KEY].decode(), batch.replace_schema_metadata(None),
+                              int(metadata[_READER_KEY]))
         self._check(message, _DONE)
 
     def close(self) -> None:
@@ -124,7 +125,7 @@ def _serve(out: BinaryIO) -> None:
             _send(out, _READY)
             for copied in readers:
                 batch = copied.batch.replace_schema_metadata(
-                    {_TABLE_KEY: copied.table.encode()})
+                    {_TABLE_KEY: copied.table.encode(), _READER_KEY: str(copied.reader).encode()})
                 sink = pa.BufferOutputStream()
                 with pa.ipc.new_stream(sink, batch.schema) as stream:
                     stream.write_batch(batch)

@@ -75,6 +75,7 @@ class CopyPart:
 class CopiedBatch:
     table: str
     batch: pa.RecordBatch
+    reader: int = 0  # the connection that read it: its batches follow the table's pages
 
 
 def begin_snapshot(conn: psycopg.Connection, exported: str | None) -> SnapshotPoint:
@@ -149,7 +150,7 @@ class CopyReaders:
         except BaseException:
             self._close_connections()
             raise
-        self.threads = [threading.Thread(target=self._read, args=(conn,), daemon=True,
+        self.threads = [threading.Thread(target=self._read, args=(conn, number), daemon=True,
                                          name=f"snapshot-reader-{number}")
                         for number, conn in enumerate(self.connections)]
         for thread in self.threads:
@@ -179,7 +180,7 @@ class CopyReaders:
             else:
                 yield item
 
-    def _read(self, conn: adbc.Connection) -> None:
+    def _read(self, conn: adbc.Connection, reader: int) -> None:
         try:
             with conn.cursor() as cursor:
                 cursor.adbc_statement.set_options(
@@ -193,7 +194,7 @@ class CopyReaders:
                         break
                     cursor.execute(part.query())
                     for batch in cursor.fetch_record_batch():
-                        copied = CopiedBatch(part.table.spec.name, _plain(batch))
+                        copied = CopiedBatch(part.table.spec.name, _plain(batch), reader)
                         if not self._hand_over(copied):
                             return
             self._hand_over(_DONE)

@@ -4,7 +4,11 @@ Each batch is written once, to `open_versions` (valid from the copy's time), str
 Arrow batch: `history` and `current` are views over it. The batches are shared out between two
 DuckDB connections (DuckDB runs a statement without the GIL), each appending on its own thread
 in its own transaction: appends split over DuckDB's worker threads leave a partial row group
-per thread and statement, which the commit compresses a second time.
+per thread and statement, which the commit compresses a second time. Each copy connection's
+batches go to one writer: a connection reads a range of pages at a time, so each row group
+holds rows that were neighbours in the source table, in key order where the table grew by its
+key. The streamed batches' lookups of a few keys then skip the row groups whose key range
+(DuckDB's zone maps) holds none of them (`store.py`).
 
 Each of the two commits on its own thread when its last batch is in; then the model and the
 checkpoint commit. A crash before that leaves tables without a checkpoint: the next sync
@@ -88,8 +92,8 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
         writers = [_Writer(warehouse, statements, f"snapshot-{n}") for n in range(WRITERS)]
         checks = _ValueChecks(warehouse, specs, lsn)
         try:
-            for n, copied in enumerate(batches):
-                writers[n % WRITERS].put(copied)
+            for copied in batches:
+                writers[copied.reader % WRITERS].put(copied)
                 rows += copied.batch.num_rows
                 progress(copied.batch.num_rows)
             for writer in writers:
