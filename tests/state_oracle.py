@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+from acme.warehouse.deferred import DeferringConnection
 from acme.warehouse.report_state import STATE_TABLES, ReportState
 
 
@@ -42,7 +43,7 @@ def visible_state(db, since: datetime | None = None) -> dict[str, set]:
 def rebuilt_state(db, classification, since: datetime | None = None) -> dict[str, set]:
     db.execute("BEGIN TRANSACTION")
     try:
-        ReportState(db, classification).rebuild()
+        ReportState(DeferringConnection(db), classification).rebuild()
         return visible_state(db, since)
     finally:
         db.execute("ROLLBACK")

@@ -28,6 +28,7 @@ from acme.errors import SourceUnreachable, TransientError
 from acme.observe.observer import SyncObserver
 from acme.source.connect import connect
 from acme.sync_options import SyncOptions
+from acme.warehouse.deferred import DeferringConnection
 from acme.warehouse.evolve import SchemaEvolution
 from acme.warehouse.load import load_snapshot
 from acme.warehouse.model import ensure_model
@@ -172,7 +173,8 @@ def _snapshot(conn: psycopg.Connection, warehouse: Warehouse, options: SyncOptio
             warehouse.recount(table.spec.name)
             evolution.record_catalog(table.spec.name, catalogs[table.spec.name])
         ensure_model(warehouse, options.classification)
-        ReportState(warehouse.db, options.classification).ensure(set(warehouse.tables()))
+        ReportState(DeferringConnection(warehouse.db), options.classification).ensure(
+            set(warehouse.tables()))
         warehouse.write_checkpoint(checkpoint)
         warehouse.record_confirmed(slot_lsn)
         warehouse.record_source(identity)

@@ -22,6 +22,7 @@ from acme.capture.pgoutput import Relation
 from acme.classification import StatusClassification
 from acme.errors import UnstorableValue
 from acme.lsn import format_lsn
+from acme.warehouse.deferred import DeferringConnection
 from acme.warehouse.merge import (
     STAGE_BOOKKEEPING,
     before_sql,
@@ -76,7 +77,9 @@ class BatchApplier:
         self.big_batch_memory = big_batch_memory or BIG_BATCH_MEMORY
         self.db = warehouse.db
         self.tables = warehouse.tables()
-        self.state = ReportState(self.db, classification)
+        # The merge's statements go through `statements`; nothing waits there between calls.
+        self.statements = DeferringConnection(self.db)
+        self.state = ReportState(self.statements, classification)
         with warehouse.transaction():
             self.state_active = self.state.ensure(set(self.tables))
         self.staged: dict[str, _Staged] = {}
@@ -198,6 +201,7 @@ class BatchApplier:
     def abort(self) -> None:
         """Forget the open batch (after a failure): nothing of it stays."""
         self.staged.clear()
+        self.statements.discard()
         self.applied = 0
         if self.in_batch:
             self.in_batch = False
@@ -231,7 +235,7 @@ class BatchApplier:
     def _check_values(self, spec: TableSpec) -> None:
         """Stop (the batch rolls back) at the first value a column cannot hold."""
         query = unstorable_sql(spec, stage_table(spec))
-        found = self.db.execute(query).fetchone() if query else None
+        found = self.statements.execute(query).fetchone() if query else None
         if found is not None:
             column, value, lsn = found
             raise UnstorableValue.at(spec.name, column, dict(spec.columns)[column], value,
@@ -248,19 +252,20 @@ class BatchApplier:
             staged = self.staged.get(name)
             spec = staged.spec if staged else self.tables[name]
             if staged is None:
-                self.db.execute(before_sql(spec, staged=False))
+                self.statements.later(before_sql(spec, staged=False))
             elif returning:
+                self.statements.flush()  # the registered relation runs on the connection
                 self.db.register("taken_rows", self.db.sql(f"{take_touched_sql(spec)} RETURNING *"))
                 try:
-                    dropped[name] = self.db.execute(
+                    dropped[name] = self.statements.execute(
                         before_sql(spec, True, "taken_rows")).fetchone()[0]
                 finally:
                     self.db.unregister("taken_rows")
             else:
-                self.db.execute(before_sql(spec, True))
-                dropped[name] = self.db.execute(take_touched_sql(spec)).fetchone()[0]
+                self.statements.later(before_sql(spec, True))
+                dropped[name] = self.statements.execute(take_touched_sql(spec)).fetchone()[0]
             if name in contexts:
-                self.db.execute(context_sql(spec, *contexts[name]))
+                self.statements.later(context_sql(spec, *contexts[name]))
             taken.append(spec)
         return taken, dropped
 
@@ -272,27 +277,28 @@ class BatchApplier:
             self._check_values(staged.spec)
             for identity in staged.identities:
                 for statement in find_key_sql(staged.spec, identity):
-                    self.db.execute(statement)
+                    self.statements.later(statement)
         taken, dropped = self._take_before()
         for staged in self.staged.values():
             if staged.has_unchanged:
-                self.db.execute(key_change_carry_sql(staged.spec))
-            self.db.execute(net_sql(staged.spec, staged.has_unchanged))
+                self.statements.later(key_change_carry_sql(staged.spec))
+            self.statements.later(net_sql(staged.spec, staged.has_unchanged))
         if self.state_active:
             self.state.apply_batch(set(self.staged))
         moves: dict[tuple[str, str], int] = {}
         for name, staged in self.staged.items():
             close_open, add_closed, add_open = merge_sql(staged.spec)
-            self.db.execute(close_open)
-            closed = self.db.execute(add_closed).fetchone()[0]
-            opened = self.db.execute(add_open).fetchone()[0]
+            self.statements.later(close_open)
+            closed = self.statements.execute(add_closed).fetchone()[0]
+            opened = self.statements.execute(add_open).fetchone()[0]
             moves[("history", name)] = closed + opened
             moves[("current", name)] = opened - dropped[name]
-            self.db.execute(f"DROP TABLE {stage_table(staged.spec)}")
-            self.db.execute(f"DROP TABLE {net_table(staged.spec)}")
+            self.statements.later(f"DROP TABLE {stage_table(staged.spec)}")
+            self.statements.later(f"DROP TABLE {net_table(staged.spec)}")
             self.applied += staged.rows
         for spec in taken:
-            self.db.execute(f"DROP TABLE {before_table(spec)}")
+            self.statements.later(f"DROP TABLE {before_table(spec)}")
+        self.statements.flush()
         self.warehouse.add_rows(moves)
         self.staged.clear()
         if not self.state_active:

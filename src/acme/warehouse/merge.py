@@ -172,9 +172,12 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
             f"CASE WHEN _op = 'D' OR list_contains(_unchanged, {literal(name)}) THEN NULL "
             f"ELSE {{'v': {cast_sql(quote(name), kind)}}} END AS {quote(name)}"
             for name, kind in spec.columns)
+        # The window is named after the table: DuckDB refuses a window name defined twice in
+        # one call, and the tables' statements are sent together (`deferred.py`).
+        window = quote(f"w_{spec.name}")
         carried = ", ".join(
             f"s.{quote(name)}" if name in spec.key else
-            f"coalesce(last_value(s.{quote(name)} IGNORE NULLS) OVER w, "
+            f"coalesce(last_value(s.{quote(name)} IGNORE NULLS) OVER {window}, "
             f"{{'v': c.{quote(name)}}}).v AS {quote(name)}"
             for name in spec.column_names)
         typed = f"""
@@ -183,7 +186,7 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
                   FROM {stage_table(spec)}) AS s
             LEFT JOIN (SELECT * FROM {before_table(spec)} WHERE _touched) AS c
               ON {key_match(spec, 'c', 's')}
-            WINDOW w AS (PARTITION BY {', '.join(f's.{quote(k)}' for k in spec.key)}
+            WINDOW {window} AS (PARTITION BY {', '.join(f's.{quote(k)}' for k in spec.key)}
                          ORDER BY s._seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"""
     else:
         values = ", ".join(f"{cast_sql(quote(name), kind)} AS {quote(name)}"

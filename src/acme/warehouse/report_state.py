@@ -20,9 +20,8 @@ check. Changing the open/pending classification rebuilds the state at the next s
 import json
 from datetime import datetime
 
-import duckdb
-
 from acme.classification import StatusClassification
+from acme.warehouse.deferred import DeferringConnection
 from acme.warehouse.merge import literal
 
 NEEDED = ("orders", "order_items")
@@ -84,14 +83,17 @@ class StateTable:
         open_version = f"{self.now} AS s ON {same}"  # the open versions, without the rest
         sums = ", ".join(f"sum(e.{m}) AS _delta_{m}" for m in self.measures)
         changed = " OR ".join(f"_delta_{m} <> 0" for m in self.measures)
+        # Named after the table: DuckDB refuses a window name defined twice in one call, and
+        # the state tables' statements are sent together (`deferred.py`).
+        window = f"w_{self.name}"
         running = ", ".join(
-            f"coalesce(s.{m}, 0) + sum(e._delta_{m}) OVER (w ROWS UNBOUNDED PRECEDING) AS {m}"
-            for m in self.measures)
+            f"coalesce(s.{m}, 0) + sum(e._delta_{m}) OVER ({window} ROWS UNBOUNDED PRECEDING) "
+            f"AS {m}" for m in self.measures)
         return (
             f"""
             CREATE OR REPLACE TEMP TABLE state_versions AS
             SELECT {', '.join(f'e.{g}' for g in groups)}, e._t AS _valid_from,
-                   lead(e._t) OVER w AS _valid_to, {running}
+                   lead(e._t) OVER {window} AS _valid_to, {running}
             FROM (SELECT * FROM (
                       SELECT {', '.join(f'e.{g}' for g in groups)},
                              greatest(e._t, coalesce(s._valid_from, e._t)) AS _t, {sums}
@@ -99,7 +101,8 @@ class StateTable:
                       GROUP BY ALL)
                   WHERE {changed}) AS e
             LEFT JOIN {open_version}
-            WINDOW w AS (PARTITION BY {', '.join(f'e.{g}' for g in groups)} ORDER BY e._t)""",
+            WINDOW {window} AS (PARTITION BY {', '.join(f'e.{g}' for g in groups)}
+                                ORDER BY e._t)""",
             f"""
             INSERT INTO {self.closed} ({names}, _valid_from, _valid_to)
             SELECT {', '.join(f's.{n}' for n in self.columns)},
@@ -249,7 +252,7 @@ EMPTY_NET = """
 class ReportState:
     """Keeps the state tables of one warehouse connection in step with its history."""
 
-    def __init__(self, db: duckdb.DuckDBPyConnection, classification: StatusClassification):
+    def __init__(self, db: DeferringConnection, classification: StatusClassification):
         self.db = db
         self.classification = classification
 
@@ -301,24 +304,24 @@ class ReportState:
 
     def apply_batch(self, touched: set[str]) -> None:
         """Add the boundaries of one batch. Call with the batch's `net_<table>` and
-        `before_<table>` (with `contexts`) built."""
+        `before_<table>` (with `contexts`) built; its statements may still wait in `db`."""
         if not touched & set(NEEDED):
             return
         for table in NEEDED:
             if table not in touched:
-                self.db.execute(EMPTY_NET.format(table=table))
+                self.db.later(EMPTY_NET.format(table=table))
         for statement in BATCH_INTERVALS:
-            self.db.execute(statement)
-        self.db.execute(batch_pending_orders_sql(self.classification))
+            self.db.later(statement)
+        self.db.later(batch_pending_orders_sql(self.classification))
         events = events_sql(self.classification, "batch_orders", "batch_items",
                             "batch_pending_orders")
         # Only orders count in open_orders and customer_orders; items move pending_items.
         for table in STATE_TABLES if "orders" in touched else (PENDING_ITEMS,):
             for statement in table.apply_sql(events[table]):
-                self.db.execute(statement)
+                self.db.later(statement)
         for table in ("batch_orders", "batch_items", "batch_pending_orders",
                       *(f"net_{t}" for t in NEEDED if t not in touched)):
-            self.db.execute(f"DROP TABLE {table}")
+            self.db.later(f"DROP TABLE {table}")
 
     def truncated(self, table: str, commit_time: datetime) -> None:
         """A TRUNCATE of orders or order_items at `commit_time` ends all they counted."""
