@@ -206,7 +206,8 @@ def test_a_large_transaction_staged_in_many_chunks_applies_as_one(warehouse, mon
                                                                  big_batch_rows, returning_rows):
     monkeypatch.setattr("acme.warehouse.apply.BIG_BATCH_ROWS", big_batch_rows)
     monkeypatch.setattr("acme.warehouse.apply.RETURNING_ROWS", returning_rows)
-    settings = "SELECT current_setting('threads'), current_setting('memory_limit')"
+    settings = ("SELECT current_setting('threads'), current_setting('memory_limit'), "
+                "current_setting('allocator_background_threads')")
     before = warehouse.db.execute(settings).fetchone()
     changes = [row(i, f"p{i}") for i in range(1, 1001)] + [upd(i, "edited") for i in range(1, 501)]
     assert apply(warehouse, txn(1, *changes), chunk_rows=97) == 1500

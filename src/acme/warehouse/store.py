@@ -114,10 +114,6 @@ class Warehouse:
         # DuckDB would otherwise cache up to 80% of RAM; beyond this it spills to disk, which
         # keeps the process's memory bounded whatever the table sizes.
         connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        # DuckDB's allocator (jemalloc) returns freed pages to the system only as later
-        # allocations come by, unless its background threads do it: without them a 10M-row
-        # batch held some 600 MB beyond the memory limit (measured on its peak statements).
-        connection.execute("SET allocator_background_threads = true")
         # Nothing here relies on the order rows are stored in, and keeping it makes large
         # INSERT ... SELECT and CREATE TABLE AS buffer their input in memory.
         connection.execute("SET preserve_insertion_order = false")
