@@ -10,6 +10,7 @@ import pytest
 
 from acme.lsn import parse_lsn
 from acme.warehouse.ownership import ForeignSource, SlotConsumedElsewhere
+from tests.e2e.cli import acme
 from tests.fix_sync import BackgroundSync, sync_once, sync_options
 from tests.fix_workload import assert_same_state, source_state, warehouse_state
 
@@ -43,6 +44,12 @@ def test_second_warehouse_on_the_same_slot_makes_the_first_refuse_then_resnapsho
     assert "acme sync --resnapshot" in message and "\n" not in message
     lost = int(message.split(": ")[1].split(" bytes")[0].replace(",", ""))
     assert lost > 0
+    # `acme status` says so too, for the first warehouse only.
+    for warehouse, flagged in ((first, True), (second, False)):
+        status = acme("status", "--warehouse", str(warehouse), "--dsn", source_db.cdc_dsn,
+                      "--slot", source_db.slot)
+        assert status.code == 0, status.stderr
+        assert ("consumed by another reader" in status.stdout) is flagged, status.stdout
 
     sync_once(source_db, first, resnapshot=True)
     with psycopg.connect(source_db.app_dsn) as conn:

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from acme.capture.catalog import source_position
+from acme.capture.catalog import SourcePosition, source_position
 from acme.classification import classification_from
 from acme.cli.output import (
     check_output_dir,
@@ -32,6 +32,7 @@ from acme.reports.definitions import REPORTS
 from acme.reports.engine import check_limit, parse_as_of
 from acme.reports.serialize import payload_csv
 from acme.source.connect import connect
+from acme.warehouse.ownership import consumed_elsewhere
 
 
 class Format(StrEnum):
@@ -180,8 +181,11 @@ def status(warehouse: Path = WarehouseOption,
     settings = load_settings()
     source_dsn = check_dsn(settings.source_dsn if dsn is None else dsn)
     slot_name = check_slot_name(settings.slot if slot is None else slot)
-    answers, _ = _answers(warehouse)
+    answers, settings = _answers(warehouse)
     try:
+        # The slot first: a running sync records a position in the warehouse before confirming
+        # it to the slot, so read in this order a gap can only mean another reader.
+        position = _source_position(source_dsn, slot_name)
         info = answers.status()
     finally:
         answers.close()
@@ -189,10 +193,19 @@ def status(warehouse: Path = WarehouseOption,
     if stopped:
         console.print(f"sync STOPPED since {stopped['since']}: {stopped['reason']}",
                       style="bold red", markup=False, highlight=False, soft_wrap=True)
+    confirmed = info.get("confirmed_lsn")
+    gap = consumed_elsewhere(warehouse or settings.warehouse, slot_name,
+                             None if isinstance(position, str) else position.slot_confirmed_lsn,
+                             parse_lsn(confirmed) if confirmed else None)
+    if gap:
+        console.print(gap, style="bold red", markup=False, highlight=False, soft_wrap=True)
     console.print(f"checkpoint LSN: {info['checkpoint_lsn'] or '-'}")
     console.print(f"source commit reflected: {info['source_commit_time'] or '-'}")
-    _print_source_lag(source_dsn, slot_name, info["checkpoint_lsn"],
-                      info["seconds_since_source_commit"])
+    if isinstance(position, str):
+        console.print(f"source: not reachable ({position})")
+    else:
+        _print_source_lag(position, slot_name, info["checkpoint_lsn"],
+                          info["seconds_since_source_commit"])
     table = Table(title="Rows per layer")
     table.add_column("table")
     table.add_column("rows", justify="right")
@@ -201,14 +214,17 @@ def status(warehouse: Path = WarehouseOption,
     console.print(table)
 
 
-def _print_source_lag(dsn: str, slot: str, checkpoint: str | None,
-                      since_commit: float | None) -> None:
+def _source_position(dsn: str, slot: str) -> SourcePosition | str:
+    """The source's position and the slot's, or why the source cannot be reached."""
     try:
         with connect(dsn, "acme status") as conn:
-            position = source_position(conn, slot)
+            return source_position(conn, slot)
     except AcmeError as error:
-        console.print(f"source: not reachable ({error})")
-        return
+        return str(error)
+
+
+def _print_source_lag(position: SourcePosition, slot: str, checkpoint: str | None,
+                      since_commit: float | None) -> None:
     # The slot's confirmed position also moves past WAL of unpublished tables; the
     # checkpoint only moves with published transactions.
     consumed = position.slot_confirmed_lsn or (parse_lsn(checkpoint) if checkpoint else None)

@@ -25,6 +25,7 @@ def plain(value: Any) -> Any:
 
 def status_payload(info: WarehouseStatus) -> dict[str, Any]:
     return {"checkpoint_lsn": info.checkpoint_lsn,
+            "confirmed_lsn": info.confirmed_lsn,
             "source_commit_time": plain(info.source_commit_time),
             "seconds_since_source_commit": info.seconds_behind_commit,
             "now": datetime.now(UTC).isoformat(),

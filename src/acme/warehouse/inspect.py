@@ -24,6 +24,9 @@ class WarehouseStatus:
     seconds_behind_commit: float | None  # now - last applied source commit
     counts: tuple[LayerCounts, ...]
     stopped: SyncStopped | None = None  # sync stopped at a change it cannot apply
+    # The furthest position applied or confirmed to the slot (None: unknown); a slot confirmed
+    # beyond it was consumed by another reader.
+    confirmed_lsn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ def warehouse_status(db: duckdb.DuckDBPyConnection) -> WarehouseStatus:
     cursor = db.cursor()
     try:
         cursor.execute("BEGIN TRANSACTION")  # counters and checkpoint from one snapshot
-        row = cursor.execute("SELECT end_lsn, commit_time FROM _acme.checkpoint").fetchone()
+        row = cursor.execute(
+            "SELECT end_lsn, commit_time, confirmed_lsn FROM _acme.checkpoint").fetchone()
         counts = tuple(LayerCounts(*count) for count in cursor.execute(
             """SELECT layer, name, row_count FROM _acme.row_counts
                ORDER BY layer, name""").fetchall())
@@ -50,8 +54,10 @@ def warehouse_status(db: duckdb.DuckDBPyConnection) -> WarehouseStatus:
         cursor.close()
     if row is None:
         return WarehouseStatus(None, None, None, counts, stopped)
-    behind = (datetime.now(UTC) - row[1]).total_seconds() if row[1] else None
-    return WarehouseStatus(format_lsn(row[0]), row[1], behind, counts, stopped)
+    end_lsn, commit_time, confirmed = row
+    behind = (datetime.now(UTC) - commit_time).total_seconds() if commit_time else None
+    return WarehouseStatus(format_lsn(end_lsn), commit_time, behind, counts, stopped,
+                           None if confirmed is None else format_lsn(max(end_lsn, confirmed)))
 
 
 def _records(cursor: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], ...]:

@@ -54,13 +54,21 @@ def check_no_gap(path: Path, slot: str, slot_confirmed: int | None,
                  warehouse_position: int | None) -> None:
     """Refuse when the slot was confirmed beyond the furthest position this warehouse
     applied or confirmed (None: unknown, as for a warehouse older than this check)."""
+    gap = consumed_elsewhere(path, slot, slot_confirmed, warehouse_position)
+    if gap is not None:
+        raise SlotConsumedElsewhere(gap)
+
+
+def consumed_elsewhere(path: Path, slot: str, slot_confirmed: int | None,
+                       warehouse_position: int | None) -> str | None:
+    """What another reader took from the slot, in one line, or None. Read the slot's
+    position before the warehouse's: a running sync records a position before confirming it."""
     if slot_confirmed is None or warehouse_position is None:
-        return
+        return None
     lost = slot_confirmed - warehouse_position
     if lost <= 0:
-        return
-    raise SlotConsumedElsewhere(
-        f"replication slot {slot} was consumed by another reader up to "
-        f"{format_lsn(slot_confirmed)}, past this warehouse's {format_lsn(warehouse_position)}: "
-        f"{lost:,} bytes of WAL went to it, so {path} is missing changes; "
-        f"{RESNAPSHOT_HINT}, and give each warehouse its own --slot")
+        return None
+    return (f"replication slot {slot} was consumed by another reader up to "
+            f"{format_lsn(slot_confirmed)}, past this warehouse's "
+            f"{format_lsn(warehouse_position)}: {lost:,} bytes of WAL went to it, so {path} is "
+            f"missing changes; {RESNAPSHOT_HINT}, and give each warehouse its own --slot")
