@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     api_token: SecretStr | None = None  # when set, the API asks for it as a bearer token
+    # `acme serve` paces report answers so they never starve its sync (api/pacing.py); 0: unpaced
+    api_reads_per_second: float = Field(500.0, ge=0)
 
     def __repr__(self) -> str:
         return (

@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from acme.api.pacing import ReadPacer
 from acme.classification import StatusClassification
 from acme.errors import AcmeError, ConfigError
 from acme.observe.metrics import CONTENT_TYPE, PipelineMetrics
@@ -70,16 +71,19 @@ COMPRESSION = 1  # gzip level: 2 MB of report JSON to a fifth in ~10 ms; higher 
 def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
                classification: StatusClassification, metrics: PipelineMetrics | None = None,
                verify: Callable[[duckdb.DuckDBPyConnection], VerifyReport] | None = None,
-               cache: AnswerCache | None = None, token: str | None = None) -> FastAPI:
+               cache: AnswerCache | None = None, token: str | None = None,
+               reads_per_second: float = 0) -> FastAPI:
     """`connection()` returns the live warehouse connection, or None while it is not open;
     `metrics` gathers what /metrics shows; `verify` compares the warehouse with the source;
     `cache` (invalidated by the pipeline at each commit) shares answers between requests.
-    With a `token`, every path but /health asks for it as `Authorization: Bearer <token>`."""
+    With a `token`, every path but /health asks for it as `Authorization: Bearer <token>`.
+    Report answers are paced to `reads_per_second` (0: unpaced; see `pacing.py`)."""
     app = FastAPI(title="ACME Analytics", version="0.1.0",
                   description="Open orders, delivery dates, pending items and customers, "
                               "current or as of any past time, with their freshness.")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     metrics = metrics or PipelineMetrics()
+    pacer = ReadPacer(reads_per_second)
 
     app.add_middleware(_RequestTimer, metrics=metrics)
 
@@ -131,6 +135,7 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
         # GIL as little as possible.
         moment = parse_as_of(as_of)
         key = (name, limit, moment, status)
+        await pacer.turn()
         body = cache.peek(key) if cache else None
         if body is None:
             body = await run_in_threadpool(

@@ -90,7 +90,7 @@ def run_server(settings: Settings, options: SyncOptions, host: str, port: int,
     verify_options = VerifyOptions(options.dsn, options.slot, options.publication)
     app = create_app(lambda: live.db, classification, metrics,
                      verify=lambda db: verify_warehouse(db, verify_options), cache=live.answers,
-                     token=token)
+                     token=token, reads_per_second=settings.api_reads_per_second)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            log_config=None if json_enabled() else
                                            uvicorn.config.LOGGING_CONFIG))
