@@ -181,7 +181,7 @@ def status(warehouse: Path = WarehouseOption,
     settings = load_settings()
     source_dsn = check_dsn(settings.source_dsn if dsn is None else dsn)
     slot_name = check_slot_name(settings.slot if slot is None else slot)
-    answers, settings = _answers(warehouse)
+    answers, _ = _answers(warehouse)
     try:
         # The slot first: a running sync records a position in the warehouse before confirming
         # it to the slot, so read in this order a gap can only mean another reader.

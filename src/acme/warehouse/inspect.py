@@ -8,6 +8,7 @@ import duckdb
 
 from acme.lsn import format_lsn
 from acme.warehouse.stopped import SyncStopped, read_stopped
+from acme.warehouse.store import furthest_position
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,9 @@ def warehouse_status(db: duckdb.DuckDBPyConnection) -> WarehouseStatus:
         return WarehouseStatus(None, None, None, counts, stopped)
     end_lsn, commit_time, confirmed = row
     behind = (datetime.now(UTC) - commit_time).total_seconds() if commit_time else None
+    furthest = furthest_position(end_lsn, confirmed)
     return WarehouseStatus(format_lsn(end_lsn), commit_time, behind, counts, stopped,
-                           None if confirmed is None else format_lsn(max(end_lsn, confirmed)))
+                           None if furthest is None else format_lsn(furthest))
 
 
 def _records(cursor: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], ...]:

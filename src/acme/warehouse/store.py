@@ -83,6 +83,12 @@ BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_valid_to", "TIMESTAMPTZ"),
                ("_op", "VARCHAR"), ("_lsn", "UBIGINT"))
 
 
+def furthest_position(end_lsn: int, confirmed_lsn: int | None) -> int | None:
+    """Of a checkpoint row: the furthest position applied or confirmed to the slot; None when
+    no position was recorded (a warehouse from before positions were)."""
+    return None if confirmed_lsn is None else max(end_lsn, confirmed_lsn)
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     end_lsn: int
@@ -187,9 +193,7 @@ class Warehouse:
         """The furthest position applied or confirmed to the slot; None when unknown (no
         checkpoint, or a warehouse from before positions were recorded)."""
         row = self.db.execute("SELECT end_lsn, confirmed_lsn FROM _acme.checkpoint").fetchone()
-        if row is None or row[1] is None:
-            return None
-        return max(row)
+        return None if row is None else furthest_position(*row)
 
     def record_confirmed(self, lsn: int) -> None:
         """Record, before confirming it, a position about to be confirmed to the slot."""
