@@ -201,11 +201,15 @@ def test_unchanged_toast_comes_from_the_previous_image_in_the_batch(warehouse):
 
 
 @pytest.mark.parametrize("big_batch_rows", [1_000_000, 1000])
-@pytest.mark.parametrize("returning_rows", [5_000, 1000])  # how open versions are taken
+# How open versions are taken: by DELETE ... RETURNING, by a scan, by scans of parts of the keys.
+@pytest.mark.parametrize(("returning_rows", "keys_per_part"),
+                         [(5_000, 10**6), (1000, 10**6), (1000, 150)])
 def test_a_large_transaction_staged_in_many_chunks_applies_as_one(warehouse, monkeypatch,
-                                                                 big_batch_rows, returning_rows):
+                                                                 big_batch_rows, returning_rows,
+                                                                 keys_per_part):
     monkeypatch.setattr("acme.warehouse.apply.BIG_BATCH_ROWS", big_batch_rows)
     monkeypatch.setattr("acme.warehouse.apply.RETURNING_ROWS", returning_rows)
+    monkeypatch.setattr("acme.warehouse.apply.KEYS_PER_PART", keys_per_part)
     settings = ("SELECT current_setting('threads'), current_setting('memory_limit'), "
                 "current_setting('allocator_background_threads')")
     before = warehouse.db.execute(settings).fetchone()
@@ -234,7 +238,10 @@ def test_warehouse_names_of_source_tables_never_collide():
     assert names[:2] == ["orders", "archive.orders"]
     assert len(set(names)) == len(names), names
 
-def test_a_composite_key_finds_its_rows(warehouse):
+@pytest.mark.parametrize("keys_per_part", [10**6, 1])  # looked up at once, or key by key
+def test_a_composite_key_finds_its_rows(warehouse, monkeypatch, keys_per_part):
+    monkeypatch.setattr("acme.warehouse.apply.RETURNING_ROWS", 0)
+    monkeypatch.setattr("acme.warehouse.apply.KEYS_PER_PART", keys_per_part)
     shelves = Relation(2, "operations", "shelf_slots", "d", (
         Column("shelf", 20, -1, True), Column("slot", 23, -1, True),
         Column("label", 25, -1, False)))

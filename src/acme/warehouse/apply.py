@@ -25,6 +25,8 @@ from acme.lsn import format_lsn
 from acme.warehouse.deferred import DeferringConnection
 from acme.warehouse.merge import (
     STAGE_BOOKKEEPING,
+    Part,
+    add_touched_sql,
     before_sql,
     before_table,
     context_sql,
@@ -46,22 +48,32 @@ from acme.warehouse.store import MEMORY_LIMIT, Checkpoint, Warehouse
 from acme.warehouse.tables import TableSpec, quote, warehouse_name
 
 T = TypeVar("T")
-# A batch of this many staged rows or more runs on one DuckDB thread, with more memory: DuckDB's
-# joins and sorts hold memory per thread, and the merge of a 10M-row transaction failed to pin a
-# block at the warehouse's limit on two threads (once in two runs). On one thread it failed at
-# 448 and 512 MB (deleting 10M open versions holds some 300 MB DuckDB cannot spill), so it
-# runs at 640 MB; should a batch still run out, it is applied again with the retry's limit.
+# A batch of this many staged rows or more runs on one DuckDB thread, with a little more memory:
+# DuckDB's joins and sorts hold memory per thread, and the merge of a 10M-row transaction failed
+# to pin a block at the warehouse's limit on two threads (once in two runs). What it cannot spill
+# is mostly its hash joins' directories (8 bytes a slot, two slots a build row), so it looks its
+# keys up in parts (KEYS_PER_PART); should a batch still run out, it is applied again with the
+# retry's limit.
 # DuckDB's allocator (jemalloc) returns freed pages to the system only as later allocations come
 # by, unless its background threads do it, which a big batch turns on: without them a 10M-row
 # batch held some 600 MB beyond its limit. They stay off otherwise: pages handed back are
 # faulted in again, and streaming spent more CPU per change with them on.
 BIG_BATCH_ROWS = 1_000_000
-BIG_BATCH_MEMORY = "640MB"
+BIG_BATCH_MEMORY = "512MB"
 BIG_BATCH_RETRY_MEMORY = "1536MB"
 # A batch of at most this many staged rows takes its touched open versions with one DELETE ...
 # RETURNING, whose scan reads the key column alone; it fetches each deleted row on its own
 # (about 16 us a row), so a larger batch reads them with a scan of every column, then deletes.
 RETURNING_ROWS = 5_000
+# A batch looks its keys up in parts of about this many (`merge.in_part`): a hash join's
+# directory then stays near 32 MB, where 10M keys at once took 256 MB.
+KEYS_PER_PART = 2_000_000
+
+
+def _parts(keys: int) -> list[Part]:
+    """Parts to look `keys` keys up in, of about KEYS_PER_PART each."""
+    count = max(1, -(-keys // KEYS_PER_PART))
+    return [(index, count) for index in range(count)]
 
 
 @dataclass
@@ -252,26 +264,33 @@ class BatchApplier:
         `before_<table>`, then add the rows the report state needs around them, in the order it
         needs them. Returns the tables read and how many open versions each lost."""
         contexts = self.state.contexts(set(self.staged)) if self.state_active else {}
-        returning = sum(staged.rows for staged in self.staged.values()) <= RETURNING_ROWS
+        batch_rows = sum(staged.rows for staged in self.staged.values())
+        returning = batch_rows <= RETURNING_ROWS
         taken, dropped = [], {}
         for name in [*contexts, *(name for name in self.staged if name not in contexts)]:
             staged = self.staged.get(name)
             spec = staged.spec if staged else self.tables[name]
             if staged is None:
-                self.statements.later(before_sql(spec, staged=False))
+                self.statements.later(before_sql(spec))
             elif returning:
                 self.statements.flush()  # the registered relation runs on the connection
                 self.db.register("taken_rows", self.db.sql(f"{take_touched_sql(spec)} RETURNING *"))
                 try:
                     dropped[name] = self.statements.execute(
-                        before_sql(spec, True, "taken_rows")).fetchone()[0]
+                        before_sql(spec, "taken_rows")).fetchone()[0]
                 finally:
                     self.db.unregister("taken_rows")
             else:
-                self.statements.later(before_sql(spec, True))
-                dropped[name] = self.statements.execute(take_touched_sql(spec)).fetchone()[0]
+                self.statements.later(before_sql(spec))
+                dropped[name] = 0
+                for part in _parts(staged.rows):
+                    self.statements.later(add_touched_sql(spec, part))
+                    dropped[name] += self.statements.execute(
+                        take_touched_sql(spec, part)).fetchone()[0]
             if name in contexts:
-                self.statements.later(context_sql(spec, *contexts[name]))
+                column, keys, columns = contexts[name]
+                for part in _parts(batch_rows) if keys else ():
+                    self.statements.later(context_sql(spec, column, keys, columns, part))
             taken.append(spec)
         return taken, dropped
 

@@ -9,7 +9,8 @@ size fits.
    nothing after looks a key up again (a lookup is a scan of the table: DuckDB's ART indexes
    must stay in memory whole, which tens of millions of keys do not fit). A small batch takes
    them with one DELETE ... RETURNING, whose scan reads the key column only; a large one
-   reads them in a scan, then deletes them (RETURNING fetches its rows one by one);
+   reads them in a scan, then deletes them (RETURNING fetches its rows one by one), a part
+   of its keys at a time (`in_part`);
 1. net changes (`net_table`): text cast to the column types; an unchanged-TOAST value taken
    from the row's previous image in the stage, else from `current`; one row per key and
    transaction (its net effect: the source's other sessions never saw the states in between),
@@ -62,44 +63,64 @@ def create_stage_sql(spec: TableSpec) -> str:
     return f"CREATE OR REPLACE TEMP TABLE {stage_table(spec)} ({', '.join(columns)})"
 
 
-def _touched(spec: TableSpec) -> str:
-    """Whether an open version (`c`) has its key staged."""
+Part = tuple[int, int]  # (index, count): the values whose hash is index modulo count
+
+
+def in_part(values: str, part: Part | None) -> str:
+    """SQL: whether `values` (a comma list of expressions) fall in `part` (always when None).
+
+    A big batch looks its keys up part by part: DuckDB's hash join keeps a directory of the
+    build side that it cannot spill, some 256 MB for 10M keys."""
+    if part is None or part[1] == 1:
+        return "true"
+    return f"hash({values}) % {part[1]} = {part[0]}"
+
+
+def _touched(spec: TableSpec, part: Part | None) -> str:
+    """Whether an open version (`c`) has its key among the staged keys in `part`."""
     kinds = dict(spec.columns)
+    cast = ", ".join(cast_sql(quote(k), kinds[k]) for k in spec.key)
+    staged = f"FROM {stage_table(spec)} WHERE {in_part(cast, part)}"
     if len(spec.key) == 1:
-        key = spec.key[0]
-        return (f"c.{quote(key)} IN (SELECT {cast_sql(quote(key), kinds[key])} "
-                f"FROM {stage_table(spec)})")
+        return f"c.{quote(spec.key[0])} IN (SELECT {cast} {staged})"
     # a row IN list, not EXISTS: DuckDB runs EXISTS here as a nested loop
     row = ", ".join(f"c.{quote(k)}" for k in spec.key)
-    cast = ", ".join(cast_sql(quote(k), kinds[k]) for k in spec.key)
-    return f"({row}) IN (SELECT ({cast}) FROM {stage_table(spec)})"
+    return f"({row}) IN (SELECT ({cast}) {staged})"
 
 
-def take_touched_sql(spec: TableSpec) -> str:
-    """Delete the touched keys' open versions (`before_sql` has read them, or this statement
-    returns them with RETURNING *)."""
-    return f"DELETE FROM {OPEN}.{quote(spec.name)} AS c WHERE {_touched(spec)}"
+def take_touched_sql(spec: TableSpec, part: Part | None = None) -> str:
+    """Delete the open versions of the staged keys in `part` (`add_touched_sql` has read them,
+    or this statement returns them with RETURNING *)."""
+    return f"DELETE FROM {OPEN}.{quote(spec.name)} AS c WHERE {_touched(spec, part)}"
 
 
-def before_sql(spec: TableSpec, staged: bool, source: str | None = None) -> str:
-    """`before_table(spec)`: the open versions whose key is staged (`_touched`), read from
-    `source` (the rows `take_touched_sql` returned) or, when None, by a scan of the open
-    versions."""
-    if source is None:
-        source = f"{OPEN}.{quote(spec.name)} AS c WHERE {_touched(spec) if staged else 'false'}"
+def before_sql(spec: TableSpec, source: str | None = None) -> str:
+    """`before_table(spec)`: the touched open versions `source` holds (the rows
+    `take_touched_sql` returned), or none yet (`add_touched_sql` adds them)."""
+    rows = source or f"{OPEN}.{quote(spec.name)} LIMIT 0"
     return (f"CREATE OR REPLACE TEMP TABLE {before_table(spec)} AS "
-            f"SELECT true AS _touched, * FROM {source}")
+            f"SELECT true AS _touched, * FROM {rows}")
 
 
-def context_sql(spec: TableSpec, where: str, columns: tuple[str, ...]) -> str:
-    """Add to `before_table(spec)` the open versions `where` (a predicate over them, as `c`)
-    selects beside the touched ones (whose open versions are already taken), with `columns`
-    only: the rest stays NULL."""
+def add_touched_sql(spec: TableSpec, part: Part | None = None) -> str:
+    """Add to `before_table(spec)` the open versions of the staged keys in `part`, by a scan."""
+    return (f"INSERT INTO {before_table(spec)} SELECT true, * "
+            f"FROM {OPEN}.{quote(spec.name)} AS c WHERE {_touched(spec, part)}")
+
+
+def context_sql(spec: TableSpec, column: str, keys: str, columns: tuple[str, ...],
+                part: Part | None = None) -> str:
+    """Add to `before_table(spec)` the open versions whose `column` is among `keys` (a query of
+    one column) in `part`, beside the touched ones (whose open versions are already taken),
+    with `columns` only: the rest stays NULL. The keys are made distinct first: they repeat
+    (the order of many items), and a join's directory grows with its build side."""
     names = ", ".join(quote(name) for name in columns)
     return f"""
         INSERT INTO {before_table(spec)} (_touched, {names})
         SELECT false, {', '.join(f'c.{quote(name)}' for name in columns)}
-        FROM {OPEN}.{quote(spec.name)} AS c WHERE {where}"""
+        FROM {OPEN}.{quote(spec.name)} AS c
+        WHERE c.{quote(column)} IN (SELECT DISTINCT _key FROM ({keys}) AS k(_key)
+                                    WHERE {in_part('_key', part)})"""
 
 
 def find_key_sql(spec: TableSpec, identity: tuple[str, ...]) -> tuple[str, str]:

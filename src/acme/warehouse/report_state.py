@@ -239,7 +239,8 @@ def batch_pending_orders_sql(classification: StatusClassification) -> str:
     SELECT order_id, _vf, _vt FROM {pending_orders_sql(classification, 'batch_orders')}
     UNION ALL
     SELECT b.order_id, {MINUS_INFINITY}, NULL FROM before_orders AS b
-    WHERE NOT b._touched AND b.order_id IN (SELECT order_id FROM batch_items) AND {is_pending}"""
+    WHERE NOT b._touched AND b.order_id IN (SELECT DISTINCT order_id FROM batch_items)
+      AND {is_pending}"""
 
 
 EMPTY_NET = """
@@ -286,21 +287,23 @@ class ReportState:
                 self.db.execute(statement)
 
     @staticmethod
-    def contexts(touched: set[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    def contexts(touched: set[str]) -> dict[str, tuple[str, str | None, tuple[str, ...]]]:
         """For a batch touching these tables: the open versions the state needs beside the
         touched ones, per table, in the order they must be read (items of touched orders, then
-        the orders of items read or touched): a predicate over the open versions (as `c`;
-        staged tables `rows_<table>`), and the columns the state reads of them."""
+        the orders of items read or touched): those whose column is among keys (a query of one
+        column over the staged tables `rows_<table>`, or None: none), and the columns the state
+        reads of them."""
         if not touched & set(NEEDED):
             return {}
-        items = ("c.order_id IN (SELECT CAST(order_id AS BIGINT) FROM rows_orders)"
-                 if "orders" in touched else "false")
+        items = ("SELECT CAST(order_id AS BIGINT) FROM rows_orders"
+                 if "orders" in touched else None)
         orders = "SELECT order_id FROM before_order_items"
-        if "order_items" in touched:
+        if "order_items" in touched:  # one IN: an OR of two runs two mark joins
             orders += " UNION ALL SELECT CAST(order_id AS BIGINT) FROM rows_order_items"
-        orders = f"c.order_id IN ({orders})"  # one IN: an OR of two runs two mark joins
-        return {"order_items": (items, ("order_item_id", "order_id", "product_id", "quanity")),
-                "orders": (orders, ("order_id", "delivery_date", "status", "customer_id"))}
+        return {"order_items": ("order_id", items,
+                                ("order_item_id", "order_id", "product_id", "quanity")),
+                "orders": ("order_id", orders,
+                           ("order_id", "delivery_date", "status", "customer_id"))}
 
     def apply_batch(self, touched: set[str]) -> None:
         """Add the boundaries of one batch. Call with the batch's `net_<table>` and
