@@ -266,13 +266,10 @@ class BatchApplier:
         contexts = self.state.contexts(set(self.staged)) if self.state_active else {}
         batch_rows = sum(staged.rows for staged in self.staged.values())
         returning = batch_rows <= RETURNING_ROWS
-        taken, dropped = [], {}
-        for name in [*contexts, *(name for name in self.staged if name not in contexts)]:
-            staged = self.staged.get(name)
-            spec = staged.spec if staged else self.tables[name]
-            if staged is None:
-                self.statements.later(before_sql(spec))
-            elif returning:
+        dropped = {}
+        for name, staged in self.staged.items():
+            spec = staged.spec
+            if returning:
                 self.statements.flush()  # the registered relation runs on the connection
                 self.db.register("taken_rows", self.db.sql(f"{take_touched_sql(spec)} RETURNING *"))
                 try:
@@ -287,11 +284,14 @@ class BatchApplier:
                     self.statements.later(add_touched_sql(spec, part))
                     dropped[name] += self.statements.execute(
                         take_touched_sql(spec, part)).fetchone()[0]
-            if name in contexts:
-                column, keys, columns = contexts[name]
-                for part in _parts(batch_rows) if keys else ():
-                    self.statements.later(context_sql(spec, column, keys, columns, part))
-            taken.append(spec)
+        for name, (column, keys, columns) in contexts.items():
+            spec = self.staged[name].spec if name in self.staged else self.tables[name]
+            if name not in self.staged:
+                self.statements.later(before_sql(spec))
+            for part in _parts(batch_rows) if keys else ():
+                self.statements.later(context_sql(spec, column, keys, columns, part))
+        taken = [staged.spec for staged in self.staged.values()]
+        taken += [self.tables[name] for name in contexts if name not in self.staged]
         return taken, dropped
 
     def _merge(self) -> None:

@@ -286,20 +286,43 @@ class ReportState:
             for statement in (*table.create_sql(), *table.apply_sql(events[table])):
                 self.db.execute(statement)
 
-    @staticmethod
-    def contexts(touched: set[str]) -> dict[str, tuple[str, str | None, tuple[str, ...]]]:
-        """For a batch touching these tables: the open versions the state needs beside the
-        touched ones, per table, in the order they must be read (items of touched orders, then
-        the orders of items read or touched): those whose column is among keys (a query of one
-        column over the staged tables `rows_<table>`, or None: none), and the columns the state
-        reads of them."""
+    def contexts(self, touched: set[str]) -> dict[str, tuple[str, str | None, tuple[str, ...]]]:
+        """For a batch touching these tables, once their touched open versions are taken: the
+        open versions the state needs beside them, per table, in the order they must be read
+        (items of touched orders, then the orders of items read or touched): those whose column
+        is among keys (a query of one column over the staged tables `rows_<table>` and the
+        `before_<table>` read so far, or None: none), and the columns the state reads of them.
+
+        The items of a touched order count only where it turns pending or stops being so (a
+        delete stops it, an insert after none starts it): an order pending throughout ends its
+        items' intervals with its old version exactly where its new one starts them again. A
+        status left unchanged (TOAST) may have turned: its items are read."""
         if not touched & set(NEEDED):
             return {}
-        items = ("SELECT CAST(order_id AS BIGINT) FROM rows_orders"
-                 if "orders" in touched else None)
+        _, was_pending = _status_sql(self.classification, "b.status")
+        _, is_pending = _status_sql(self.classification, "r.status")
+        items = None
+        if "orders" in touched:
+            items = f"""
+                SELECT k FROM (
+                    SELECT CAST(r.order_id AS BIGINT) AS k,
+                           CASE WHEN r._op = 'D' THEN false
+                                WHEN list_contains(r._unchanged, 'status') THEN NULL
+                                ELSE {is_pending} END AS pending
+                    FROM rows_orders AS r
+                    UNION ALL
+                    SELECT CAST(r.order_id AS BIGINT),
+                           CASE WHEN b.order_id IS NULL THEN false ELSE {was_pending} END
+                    FROM rows_orders AS r
+                    LEFT JOIN before_orders AS b ON b.order_id = CAST(r.order_id AS BIGINT))
+                GROUP BY k HAVING count(DISTINCT pending) > 1 OR bool_or(pending IS NULL)"""
+        # one IN: an OR of two runs two mark joins. Touched orders are taken already: their
+        # keys would only make the scan read their row groups.
         orders = "SELECT order_id FROM before_order_items"
-        if "order_items" in touched:  # one IN: an OR of two runs two mark joins
+        if "order_items" in touched:
             orders += " UNION ALL SELECT CAST(order_id AS BIGINT) FROM rows_order_items"
+        if "orders" in touched:
+            orders += " EXCEPT SELECT CAST(order_id AS BIGINT) FROM rows_orders"
         return {"order_items": ("order_id", items,
                                 ("order_item_id", "order_id", "product_id", "quanity")),
                 "orders": ("order_id", orders,
