@@ -284,14 +284,16 @@ class BatchApplier:
                     self.statements.later(add_touched_sql(spec, part))
                     dropped[name] += self.statements.execute(
                         take_touched_sql(spec, part)).fetchone()[0]
+        taken = [staged.spec for staged in self.staged.values()]
         for name, (column, keys, columns) in contexts.items():
-            spec = self.staged[name].spec if name in self.staged else self.tables[name]
-            if name not in self.staged:
+            if name in self.staged:
+                spec = self.staged[name].spec
+            else:  # read for the state only
+                spec = self.tables[name]
                 self.statements.later(before_sql(spec))
+                taken.append(spec)
             for part in _parts(batch_rows) if keys else ():
                 self.statements.later(context_sql(spec, column, keys, columns, part))
-        taken = [staged.spec for staged in self.staged.values()]
-        taken += [self.tables[name] for name in contexts if name not in self.staged]
         return taken, dropped
 
     def _merge(self) -> None:
