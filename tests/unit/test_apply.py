@@ -200,14 +200,17 @@ def test_unchanged_toast_comes_from_the_previous_image_in_the_batch(warehouse):
     assert [v[0] for v in history(warehouse, 2)] == ["born long", "born long"]
 
 
-@pytest.mark.parametrize("big_batch_rows", [1_000_000, 1000])
+# A big batch, and one whose windows are partitioned by key, or not.
+@pytest.mark.parametrize(("big_batch_rows", "one_window_rows"),
+                         [(1_000_000, 10**6), (1_000_000, 0), (1000, 0)])
 # How open versions are taken: by DELETE ... RETURNING, by a scan, by scans of parts of the keys.
 @pytest.mark.parametrize(("returning_rows", "keys_per_part"),
                          [(5_000, 10**6), (1000, 10**6), (1000, 150)])
 def test_a_large_transaction_staged_in_many_chunks_applies_as_one(warehouse, monkeypatch,
-                                                                 big_batch_rows, returning_rows,
-                                                                 keys_per_part):
+                                                                 big_batch_rows, one_window_rows,
+                                                                 returning_rows, keys_per_part):
     monkeypatch.setattr("acme.warehouse.apply.BIG_BATCH_ROWS", big_batch_rows)
+    monkeypatch.setattr("acme.warehouse.apply.ONE_WINDOW_ROWS", one_window_rows)
     monkeypatch.setattr("acme.warehouse.apply.RETURNING_ROWS", returning_rows)
     monkeypatch.setattr("acme.warehouse.apply.KEYS_PER_PART", keys_per_part)
     settings = ("SELECT current_setting('threads'), current_setting('memory_limit'), "

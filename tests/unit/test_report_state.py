@@ -81,13 +81,16 @@ class RandomBatches:
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("classification", [
     StatusClassification(), StatusClassification(pending=("PENDING", "ON HOLD"))])
-# How open versions are taken: by DELETE ... RETURNING, by a scan, by scans of parts of the keys.
-@pytest.mark.parametrize(("returning_rows", "keys_per_part"), [(5_000, 10**6), (0, 10**6), (0, 3)])
+# How open versions are taken: by DELETE ... RETURNING, by a scan, by scans of parts of the keys;
+# and whether windows run over one ordered partition or are partitioned by key and group.
+@pytest.mark.parametrize(("returning_rows", "keys_per_part", "one_window_rows"),
+                         [(5_000, 10**6, 10**6), (0, 10**6, 0), (0, 3, 10**6)])
 def test_incremental_state_equals_a_recomputation_from_history(tmp_path, monkeypatch, seed,
                                                                classification, returning_rows,
-                                                               keys_per_part):
+                                                               keys_per_part, one_window_rows):
     monkeypatch.setattr("acme.warehouse.apply.RETURNING_ROWS", returning_rows)
     monkeypatch.setattr("acme.warehouse.apply.KEYS_PER_PART", keys_per_part)
+    monkeypatch.setattr("acme.warehouse.apply.ONE_WINDOW_ROWS", one_window_rows)
     warehouse = Warehouse.open(tmp_path / "w.duckdb")
     try:
         batches = RandomBatches(warehouse, classification, seed)

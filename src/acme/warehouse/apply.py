@@ -68,6 +68,10 @@ RETURNING_ROWS = 5_000
 # A batch looks its keys up in parts of about this many (`merge.in_part`): a hash join's
 # directory then stays near 32 MB, where 10M keys at once took 256 MB.
 KEYS_PER_PART = 2_000_000
+# A batch of at most this many staged rows runs each window over one ordered partition: DuckDB
+# pays some 20 us a partition, and a batch's windows are partitioned by key or group. More rows
+# take partitions: over one, a 10M-row batch ran out of memory (`merge.window_sql`).
+ONE_WINDOW_ROWS = 50_000
 
 
 def _parts(keys: int) -> list[Part]:
@@ -306,12 +310,13 @@ class BatchApplier:
                 for statement in find_key_sql(staged.spec, identity):
                     self.statements.later(statement)
         taken, dropped = self._take_before()
+        partitioned = sum(staged.rows for staged in self.staged.values()) > ONE_WINDOW_ROWS
         for staged in self.staged.values():
             if staged.has_unchanged:
                 self.statements.later(key_change_carry_sql(staged.spec))
-            self.statements.later(net_sql(staged.spec, staged.has_unchanged))
+            self.statements.later(net_sql(staged.spec, staged.has_unchanged, partitioned))
         if self.state_active:
-            self.state.apply_batch(set(self.staged))
+            self.state.apply_batch(set(self.staged), partitioned)
         moves: dict[tuple[str, str], int] = {}
         for name, staged in self.staged.items():
             close_open, add_closed, add_open = merge_sql(staged.spec)

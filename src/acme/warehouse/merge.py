@@ -181,8 +181,9 @@ def key_change_carry_sql(spec: TableSpec) -> str:
         WHERE t._seq = f._seq"""
 
 
-def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
-    """The staged changes, typed, one row per key and transaction, as `net_table(spec)`."""
+def net_sql(spec: TableSpec, has_unchanged: bool, by_key: bool = True) -> str:
+    """The staged changes, typed, one row per key and transaction, as `net_table(spec)`;
+    `by_key`: its window is partitioned by key (see `window_sql`), else one ordered run."""
     keys = _keys(spec)
     if has_unchanged:
         # A value is wrapped in a struct so that an explicit NULL (a non-NULL struct) is told
@@ -215,8 +216,9 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
         typed = f"SELECT _seq, _op, _commit_ts, _lsn, {values} FROM {stage_table(spec)}"
     # One row per key and transaction (its last), found by an aggregate and a join: a window
     # costs milliseconds even over a few rows (DuckDB 1.5), and a batch runs this at every
-    # commit. The one window left is partitioned by key: over a single ordered partition, a
-    # 10M-row batch ran out of memory.
+    # commit.
+    key_columns = [f"t.{quote(k)}" for k in spec.key]
+    window = quote(f"n_{spec.name}")
     return f"""
         CREATE OR REPLACE TEMP TABLE {net_table(spec)} AS
         WITH typed AS MATERIALIZED ({typed}),
@@ -225,11 +227,29 @@ def net_sql(spec: TableSpec, has_unchanged: bool) -> str:
         SELECT t._seq,
                CASE WHEN t._op = 'D' THEN 'D' WHEN l._first_op = 'I' THEN 'I' ELSE 'U' END AS _op,
                t._commit_ts, t._lsn, {', '.join(f't.{quote(c)}' for c in spec.column_names)},
-               lead(t._commit_ts) OVER (PARTITION BY {', '.join(f't.{quote(k)}' for k in spec.key)}
-                                        ORDER BY t._seq) AS _next_ts
+               {next_in_run(key_columns, 't._commit_ts', window)} AS _next_ts
         FROM last AS l JOIN typed AS t ON t._seq = l._seq
         -- born and gone inside one transaction: never visible
-        WHERE NOT (l._first_op = 'I' AND t._op = 'D')"""
+        WHERE NOT (l._first_op = 'I' AND t._op = 'D')
+        WINDOW {window_sql(window, key_columns, 't._seq', by_key)}"""
+
+
+def window_sql(name: str, runs: list[str], order: str, by_run: bool) -> str:
+    """A window `name` over runs of equal `runs` values (each in `order`): partitioned by them
+    (`by_run`), or one partition ordered by them, then `order`, where a function reads across
+    runs unless told not to (`next_in_run`). DuckDB pays some 20 us a partition, milliseconds
+    for a batch's hundreds of keys, so a small batch takes the one partition; a big one its
+    partitions: over one ordered partition, a 10M-row batch ran out of memory."""
+    ordered = ", ".join([*runs, order])
+    if by_run:
+        return f"{name} AS (PARTITION BY {', '.join(runs)} ORDER BY {ordered})"
+    return f"{name} AS (ORDER BY {ordered})"
+
+
+def next_in_run(runs: list[str], value: str, window: str) -> str:
+    """SQL: `value` of the next row of the same run in `window` (`window_sql`), or NULL."""
+    same = " AND ".join(f"lead({run}) OVER {window} IS NOT DISTINCT FROM {run}" for run in runs)
+    return f"CASE WHEN {same} THEN lead({value}) OVER {window} END"
 
 
 def unstorable_sql(spec: TableSpec, rows: str, order: str = "_seq") -> str | None:

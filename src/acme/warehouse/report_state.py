@@ -22,7 +22,7 @@ from datetime import datetime
 
 from acme.classification import StatusClassification
 from acme.warehouse.deferred import DeferringConnection
-from acme.warehouse.merge import literal
+from acme.warehouse.merge import literal, next_in_run, window_sql
 
 NEEDED = ("orders", "order_items")
 INFINITY = "'infinity'::TIMESTAMPTZ"
@@ -68,10 +68,11 @@ class StateTable:
                     UNION ALL
                     SELECT {names}, _valid_from, NULL::TIMESTAMPTZ FROM {self.now}""")
 
-    def apply_sql(self, events: str) -> tuple[str, ...]:
+    def apply_sql(self, events: str, by_group: bool = True) -> tuple[str, ...]:
         """Fold `events` (groups, `_t`, measure deltas) into the versions: build the new
         versions, close the open ones they follow, append those that ended and have something
         to count to the closed ones, and replace the changed groups' rows of `now`.
+        `by_group`: the windows are partitioned by group, else one ordered run (`window_sql`).
 
         A boundary older than the group's open version (commit times are not strictly
         monotonic in commit order) is moved to that version's start."""
@@ -85,24 +86,37 @@ class StateTable:
         changed = " OR ".join(f"_delta_{m} <> 0" for m in self.measures)
         # Named after the table: DuckDB refuses a window name defined twice in one call, and
         # the state tables' statements are sent together (`deferred.py`).
-        window = f"w_{self.name}"
+        window, group_window = f"w_{self.name}", f"v_{self.name}"
+        event_groups = [f"e.{g}" for g in groups]
+        other_group = " OR ".join(f"lag({g}) OVER {window} IS DISTINCT FROM {g}"
+                                  for g in event_groups)
+        # A group's measures run on from its open version. The windows may run over every
+        # group in one partition: a run's sums then start from where the group's first row
+        # found them.
         running = ", ".join(
-            f"coalesce(s.{m}, 0) + sum(e._delta_{m}) OVER ({window} ROWS UNBOUNDED PRECEDING) "
-            f"AS {m}" for m in self.measures)
+            f"coalesce(s.{m}, 0) AS _open_{m}, e._delta_{m}, "
+            f"sum(e._delta_{m}) OVER ({window} ROWS UNBOUNDED PRECEDING) AS _sum_{m}"
+            for m in self.measures)
+        measures = ", ".join(
+            f"_open_{m} + _sum_{m} - last_value(CASE WHEN _first THEN _sum_{m} - _delta_{m} END "
+            f"IGNORE NULLS) OVER ({group_window} ROWS UNBOUNDED PRECEDING) AS {m}"
+            for m in self.measures)
         return (
             f"""
             CREATE OR REPLACE TEMP TABLE state_versions AS
-            SELECT {', '.join(f'e.{g}' for g in groups)}, e._t AS _valid_from,
-                   lead(e._t) OVER {window} AS _valid_to, {running}
-            FROM (SELECT * FROM (
-                      SELECT {', '.join(f'e.{g}' for g in groups)},
-                             greatest(e._t, coalesce(s._valid_from, e._t)) AS _t, {sums}
-                      FROM ({events}) AS e LEFT JOIN {open_version}
-                      GROUP BY ALL)
-                  WHERE {changed}) AS e
-            LEFT JOIN {open_version}
-            WINDOW {window} AS (PARTITION BY {', '.join(f'e.{g}' for g in groups)}
-                                ORDER BY e._t)""",
+            SELECT {group_list}, _valid_from, _valid_to, {measures}
+            FROM (SELECT {', '.join(event_groups)}, e._t AS _valid_from,
+                         {next_in_run(event_groups, 'e._t', window)} AS _valid_to,
+                         row_number() OVER {window} = 1 OR {other_group} AS _first, {running}
+                  FROM (SELECT * FROM (
+                            SELECT {', '.join(event_groups)},
+                                   greatest(e._t, coalesce(s._valid_from, e._t)) AS _t, {sums}
+                            FROM ({events}) AS e LEFT JOIN {open_version}
+                            GROUP BY ALL)
+                        WHERE {changed}) AS e
+                  LEFT JOIN {open_version}
+                  WINDOW {window_sql(window, event_groups, 'e._t', by_group)})
+            WINDOW {window_sql(group_window, groups, '_valid_from', by_group)}""",
             f"""
             INSERT INTO {self.closed} ({names}, _valid_from, _valid_to)
             SELECT {', '.join(f's.{n}' for n in self.columns)},
@@ -328,9 +342,10 @@ class ReportState:
                 "orders": ("order_id", orders,
                            ("order_id", "delivery_date", "status", "customer_id"))}
 
-    def apply_batch(self, touched: set[str]) -> None:
+    def apply_batch(self, touched: set[str], by_group: bool = True) -> None:
         """Add the boundaries of one batch. Call with the batch's `net_<table>` and
-        `before_<table>` (with `contexts`) built; its statements may still wait in `db`."""
+        `before_<table>` (with `contexts`) built; its statements may still wait in `db`.
+        `by_group`: windows partitioned by group (a big batch), else one ordered run."""
         if not touched & set(NEEDED):
             return
         for table in NEEDED:
@@ -343,7 +358,7 @@ class ReportState:
                             "batch_pending_orders")
         # Only orders count in open_orders and customer_orders; items move pending_items.
         for table in STATE_TABLES if "orders" in touched else (PENDING_ITEMS,):
-            for statement in table.apply_sql(events[table]):
+            for statement in table.apply_sql(events[table], by_group):
                 self.db.later(statement)
         for table in ("batch_orders", "batch_items", "batch_pending_orders",
                       *(f"net_{t}" for t in NEEDED if t not in touched)):
