@@ -72,6 +72,11 @@ KEYS_PER_PART = 2_000_000
 # pays some 20 us a partition, and a batch's windows are partitioned by key or group. More rows
 # take partitions: over one, a 10M-row batch ran out of memory (`merge.window_sql`).
 ONE_WINDOW_ROWS = 50_000
+# A batch of at most this many staged rows keeps its chunks (Arrow) until it ends, and looks in
+# them for a value its column cannot hold only once a statement failed: a look before every
+# merge cost some 4 ms a table, mostly DuckDB's planning. A larger batch keeps nothing and
+# looks first.
+KEPT_ROWS = 50_000
 
 
 def _parts(keys: int) -> list[Part]:
@@ -107,6 +112,9 @@ class BatchApplier:
         self.applied = 0
         self.was_stopped = read_stopped(self.db) is not None  # cleared by the next commit
         self.big = False  # the open batch runs as a big one (BIG_BATCH_ROWS)
+        # The open batch's chunks as staged, with the table each went to (KEPT_ROWS); None
+        # once there were too many to keep.
+        self.kept: list[tuple[TableSpec, pa.Table]] | None = []
 
     def stage(self, chunk: StageChunk) -> None:
         """Add a chunk of row changes to the open batch."""
@@ -127,8 +135,13 @@ class BatchApplier:
         names = [name for name, _ in STAGE_BOOKKEEPING] + list(spec.column_names)
         columns = [rows.column(name) if name in rows.column_names
                    else pa.nulls(rows.num_rows, pa.string()) for name in names]
-        self.db.from_arrow(pa.table(columns, names=names)).insert_into(stage_table(spec))
+        table = pa.table(columns, names=names)
+        self.db.from_arrow(table).insert_into(stage_table(spec))
         staged.rows += chunk.rows.num_rows
+        if self.kept is not None:
+            self.kept.append((spec, table))
+            if sum(len(rows) for _, rows in self.kept) > KEPT_ROWS:
+                self.kept = None
         if not self.big and sum(s.rows for s in self.staged.values()) >= BIG_BATCH_ROWS:
             # Set back when the batch ends (a failed statement refuses any other), even if
             # setting the limit fails: DuckDB may be unable to evict down to it.
@@ -214,6 +227,7 @@ class BatchApplier:
             clear_stopped(self.db)
         self.db.execute("COMMIT")
         self._end_big()
+        self.kept = []
         self.was_stopped = False
         self.in_batch = False
         applied, self.applied = self.applied, 0
@@ -222,6 +236,7 @@ class BatchApplier:
     def abort(self) -> None:
         """Forget the open batch (after a failure): nothing of it stays."""
         self.staged.clear()
+        self.kept = []
         self.statements.discard()
         self.applied = 0
         if self.in_batch:
@@ -255,13 +270,30 @@ class BatchApplier:
         return spec
 
     def _check_values(self, spec: TableSpec) -> None:
-        """Stop (the batch rolls back) at the first value a column cannot hold."""
+        """Stop (the batch rolls back) at the first staged value a column cannot hold."""
         query = unstorable_sql(spec, stage_table(spec))
         found = self.statements.execute(query).fetchone() if query else None
         if found is not None:
-            column, value, lsn = found
-            raise UnstorableValue.at(spec.name, column, dict(spec.columns)[column], value,
-                                     format_lsn(lsn))
+            raise _unstorable(spec, found)
+
+    def _unstorable_kept(self) -> UnstorableValue | None:
+        """The first value of the kept chunks a column cannot hold, if any. Looked for in a
+        database of its own: the batch's transaction has failed."""
+        checker = duckdb.connect()
+        try:
+            checker.execute("SET TimeZone = 'UTC'")
+            for spec, rows in self.kept or ():  # each chunk holds its spec's columns
+                query = unstorable_sql(spec, "kept_rows")
+                if query is None:
+                    continue
+                checker.register("kept_rows", rows)
+                found = checker.execute(query).fetchone()
+                checker.unregister("kept_rows")
+                if found is not None:
+                    return _unstorable(spec, found)
+            return None
+        finally:
+            checker.close()
 
     def _take_before(self) -> tuple[list[TableSpec], dict[str, int]]:
         """Take each staged table's touched open versions out of the open ones into
@@ -304,8 +336,18 @@ class BatchApplier:
         """Merge everything staged so far into history, current and the report state."""
         if not self.staged:
             return
+        try:
+            self._merge_staged()
+        except duckdb.Error:
+            unstorable = self._unstorable_kept()
+            if unstorable is not None:
+                raise unstorable from None
+            raise
+
+    def _merge_staged(self) -> None:
         for staged in self.staged.values():
-            self._check_values(staged.spec)
+            if self.kept is None:
+                self._check_values(staged.spec)
             for identity in staged.identities:
                 for statement in find_key_sql(staged.spec, identity):
                     self.statements.later(statement)
@@ -335,3 +377,9 @@ class BatchApplier:
         self.staged.clear()
         if not self.state_active:
             self.state_active = self.state.ensure(set(self.tables))
+
+
+def _unstorable(spec: TableSpec, found: tuple[str, str, int]) -> UnstorableValue:
+    column, value, lsn = found
+    return UnstorableValue.at(spec.name, column, dict(spec.columns)[column], value,
+                              format_lsn(lsn))
