@@ -26,9 +26,16 @@ from tests.fix_workload import (
 )
 from tests.state_oracle import rebuilt_state, visible_state
 
+# Each moment holds the whole source as Python tuples, and a run records them for as long as it
+# lasts: a crash test that failed (and left its traffic running) grew the next test's process
+# to 24 GB, and a passing one peaks at 1.8-2.4 GB unthinned (a moment of 60k orders: ~90 MB).
+MOMENT_EVERY = 150  # transactions
+MAX_MOMENTS = 16
+
 
 class Traffic(threading.Thread):
-    """Random single- and multi-row transactions, recording the source at a few moments."""
+    """Random single- and multi-row transactions, recording the source at a few moments (at
+    most MAX_MOMENTS: past that, every other one is dropped, so they still span the run)."""
 
     def __init__(self, dsn: str, seed_value: int):
         super().__init__(daemon=True)
@@ -44,8 +51,10 @@ class Traffic(threading.Thread):
                 with conn.transaction():
                     self.change(conn, top)
                 self.transactions += 1
-                if self.transactions % 150 == 0:
+                if self.transactions % MOMENT_EVERY == 0:
                     self.moments.append(record_moment(conn))
+                    if len(self.moments) > MAX_MOMENTS:
+                        del self.moments[::2]
                 time.sleep(0.002)
 
     def change(self, conn, top: int) -> None:
@@ -88,6 +97,7 @@ def test_sigkill_at_random_points_then_restart_gives_exact_history(pg_server, tm
     db = make_source_db(pg_server, with_slot=False)
     warehouse = tmp_path / "warehouse.duckdb"
     rng = random.Random(2026)
+    traffic = None
     try:
         seed(db.app_dsn, SeedPlan.for_orders(60_000, seed=9))
         traffic = Traffic(db.app_dsn, 7)
@@ -146,4 +156,7 @@ def test_sigkill_at_random_points_then_restart_gives_exact_history(pg_server, tm
             assert visible_state(store, copied_at) == \
                 rebuilt_state(store, StatusClassification(), copied_at)
     finally:
+        if traffic is not None:  # a failed run must not leave it recording the source
+            traffic.stop.set()
+            traffic.join()
         drop_source_db(db)

@@ -49,6 +49,7 @@ def test_sigkill_at_random_points_leaves_an_exact_lake_after_restart(pg_server, 
     db = make_source_db(pg_server, with_slot=False)
     warehouse, lake = tmp_path / "warehouse.duckdb", tmp_path / "lake"
     rng = random.Random(13)
+    traffic = None
     try:
         seed(db.app_dsn, SeedPlan.for_orders(20_000, seed=4))
         traffic = Traffic(db.app_dsn, 17)
@@ -98,4 +99,7 @@ def test_sigkill_at_random_points_leaves_an_exact_lake_after_restart(pg_server, 
         for number, moment in enumerate(checked):
             assert_same_state(moment.tables, lake_state(lake, moment.at), f"moment {number}")
     finally:
+        if traffic is not None:  # a failed run must not leave it recording the source
+            traffic.stop.set()
+            traffic.join()
         drop_source_db(db)
