@@ -21,7 +21,6 @@ import pyarrow as pa
 from acme.capture.pgoutput import Relation
 from acme.classification import StatusClassification
 from acme.errors import UnstorableValue
-from acme.lsn import format_lsn
 from acme.warehouse.deferred import DeferringConnection
 from acme.warehouse.merge import (
     STAGE_BOOKKEEPING,
@@ -39,6 +38,7 @@ from acme.warehouse.merge import (
     stage_table,
     take_touched_sql,
     truncate_sql,
+    unstorable_error,
     unstorable_sql,
 )
 from acme.warehouse.report_state import ReportState
@@ -142,7 +142,7 @@ class BatchApplier:
             self.kept.append((spec, table))
             if sum(len(rows) for _, rows in self.kept) > KEPT_ROWS:
                 self.kept = None
-        if not self.big and sum(s.rows for s in self.staged.values()) >= BIG_BATCH_ROWS:
+        if not self.big and self._batch_rows() >= BIG_BATCH_ROWS:
             # Set back when the batch ends (a failed statement refuses any other), even if
             # setting the limit fails: DuckDB may be unable to evict down to it.
             self.big = True
@@ -269,12 +269,16 @@ class BatchApplier:
             spec = self.warehouse.ensure_table(TableSpec.from_relation(relation), self.tables)
         return spec
 
+    def _batch_rows(self) -> int:
+        """Rows staged and not yet merged."""
+        return sum(staged.rows for staged in self.staged.values())
+
     def _check_values(self, spec: TableSpec) -> None:
         """Stop (the batch rolls back) at the first staged value a column cannot hold."""
         query = unstorable_sql(spec, stage_table(spec))
         found = self.statements.execute(query).fetchone() if query else None
         if found is not None:
-            raise _unstorable(spec, found)
+            raise unstorable_error(spec, found)
 
     def _unstorable_kept(self) -> UnstorableValue | None:
         """The first value of the kept chunks a column cannot hold, if any. Looked for in a
@@ -290,7 +294,7 @@ class BatchApplier:
                 found = checker.execute(query).fetchone()
                 checker.unregister("kept_rows")
                 if found is not None:
-                    return _unstorable(spec, found)
+                    return unstorable_error(spec, found)
             return None
         finally:
             checker.close()
@@ -300,7 +304,7 @@ class BatchApplier:
         `before_<table>`, then add the rows the report state needs around them, in the order it
         needs them. Returns the tables read and how many open versions each lost."""
         contexts = self.state.contexts(set(self.staged)) if self.state_active else {}
-        batch_rows = sum(staged.rows for staged in self.staged.values())
+        batch_rows = self._batch_rows()
         returning = batch_rows <= RETURNING_ROWS
         dropped = {}
         for name, staged in self.staged.items():
@@ -352,7 +356,7 @@ class BatchApplier:
                 for statement in find_key_sql(staged.spec, identity):
                     self.statements.later(statement)
         taken, dropped = self._take_before()
-        partitioned = sum(staged.rows for staged in self.staged.values()) > ONE_WINDOW_ROWS
+        partitioned = self._batch_rows() > ONE_WINDOW_ROWS
         for staged in self.staged.values():
             if staged.has_unchanged:
                 self.statements.later(key_change_carry_sql(staged.spec))
@@ -377,9 +381,3 @@ class BatchApplier:
         self.staged.clear()
         if not self.state_active:
             self.state_active = self.state.ensure(set(self.tables))
-
-
-def _unstorable(spec: TableSpec, found: tuple[str, str, int]) -> UnstorableValue:
-    column, value, lsn = found
-    return UnstorableValue.at(spec.name, column, dict(spec.columns)[column], value,
-                              format_lsn(lsn))

@@ -29,9 +29,7 @@ from datetime import datetime
 import duckdb
 
 from acme.capture.snapshot import CopiedBatch
-from acme.errors import UnstorableValue
-from acme.lsn import format_lsn
-from acme.warehouse.merge import literal, unstorable_sql
+from acme.warehouse.merge import literal, unstorable_error, unstorable_sql
 from acme.warehouse.store import OPEN, Warehouse
 from acme.warehouse.tables import TableSpec, cast_sql, quote, text_columns
 
@@ -129,9 +127,7 @@ class _ValueChecks:
         snapshot_raw = copied.batch  # noqa: F841 -- found by name (see module doc)
         found = self.db.execute(check).fetchone()
         if found is not None:
-            column, value, lsn = found
-            raise UnstorableValue.at(spec.name, column, dict(spec.columns)[column], value,
-                                     format_lsn(lsn))
+            raise unstorable_error(spec, found)
 
 
 @contextmanager

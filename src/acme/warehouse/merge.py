@@ -21,6 +21,8 @@ size fits.
    changes again in the batch, else it is the key's open version (a delete leaves none).
 """
 
+from acme.errors import UnstorableValue
+from acme.lsn import format_lsn
 from acme.warehouse.store import CLOSED, OPEN
 from acme.warehouse.tables import TableSpec, cast_sql, quote, try_cast_sql
 
@@ -181,7 +183,7 @@ def key_change_carry_sql(spec: TableSpec) -> str:
         WHERE t._seq = f._seq"""
 
 
-def net_sql(spec: TableSpec, has_unchanged: bool, by_key: bool = True) -> str:
+def net_sql(spec: TableSpec, has_unchanged: bool, by_key: bool) -> str:
     """The staged changes, typed, one row per key and transaction, as `net_table(spec)`;
     `by_key`: its window is partitioned by key (see `window_sql`), else one ordered run."""
     keys = _keys(spec)
@@ -266,6 +268,13 @@ def unstorable_sql(spec: TableSpec, rows: str, order: str = "_seq") -> str | Non
     return f"""
         SELECT CASE {column} END, CASE {value} END, _lsn FROM {rows}
         WHERE {' OR '.join(test for _, test in tests)} ORDER BY {order} LIMIT 1"""
+
+
+def unstorable_error(spec: TableSpec, found: tuple[str, str, int]) -> UnstorableValue:
+    """The error naming the value `unstorable_sql` found: (column, value, lsn)."""
+    column, value, lsn = found
+    return UnstorableValue.at(spec.name, column, dict(spec.columns)[column], value,
+                              format_lsn(lsn))
 
 
 def merge_sql(spec: TableSpec) -> tuple[str, str, str]:

@@ -342,7 +342,7 @@ class ReportState:
                 "orders": ("order_id", orders,
                            ("order_id", "delivery_date", "status", "customer_id"))}
 
-    def apply_batch(self, touched: set[str], by_group: bool = True) -> None:
+    def apply_batch(self, touched: set[str], by_group: bool) -> None:
         """Add the boundaries of one batch. Call with the batch's `net_<table>` and
         `before_<table>` (with `contexts`) built; its statements may still wait in `db`.
         `by_group`: windows partitioned by group (a big batch), else one ordered run."""
