@@ -9,6 +9,8 @@ Exit codes (documented in the README):
   130 interrupted by Ctrl-C before it could finish cleanly.
 """
 
+import logging
+import os
 import sys
 
 import duckdb
@@ -80,6 +82,29 @@ def _fail(message: str, code: int) -> None:
 
 def main() -> None:
     """Run the CLI; every error becomes one line and a documented exit code."""
+    try:
+        _run()
+    except SystemExit as done:
+        if "daft" in sys.modules:
+            _exit_without_finalizing(done.code)
+        raise
+
+
+def _exit_without_finalizing(code: object) -> None:
+    """End the process without Python's finalization, once everything is written.
+
+    Daft's native worker threads can still take the GIL while the interpreter finalizes, and
+    Python 3.11 then aborts the process (SIGABRT, "PyGILState_Release: thread state must be
+    current") after a complete answer was printed. Nothing is left to do at this point but
+    flushing, so the process ends here with the code it was going to return.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else EXIT_ERROR)
+
+
+def _run() -> None:
     try:
         code = app(standalone_mode=False)
     except click_errors.NoArgsIsHelpError as error:
