@@ -5,7 +5,6 @@ loaded from the internet)."""
 
 import gzip
 import hmac
-import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -23,8 +22,9 @@ from acme.classification import StatusClassification
 from acme.errors import AcmeError, ConfigError
 from acme.observe.metrics import CONTENT_TYPE, PipelineMetrics
 from acme.reports.cache import AnswerCache
-from acme.reports.engine import MAX_LIMIT, parse_as_of, run_report
-from acme.reports.serialize import answer_payload, lag_payload, status_payload, story_payload
+from acme.reports.engine import MAX_LIMIT, parse_as_of
+from acme.reports.json_answer import answer_json
+from acme.reports.serialize import lag_payload, status_payload, story_payload
 from acme.verify import VerifyReport
 from acme.warehouse.inspect import order_story, warehouse_status
 
@@ -119,14 +119,13 @@ def create_app(connection: Callable[[], duckdb.DuckDBPyConnection | None],
     def compute(name: str, limit: int | None, moment: datetime | None,
                 status: str | None) -> bytes:
         try:
-            payload = answer_payload(run_report(db(), name, classification, limit, moment,
-                                                status))
+            text = answer_json(db(), name, classification, limit, moment, status)
         except duckdb.CatalogException:
             raise NotReady("the warehouse has no data yet; the initial snapshot is "
                            "still running") from None
         # Compressed once per answer and commit: a report can hold thousands of rows, and
         # every reader then moves a fifth of the bytes.
-        return gzip.compress(json.dumps(payload).encode(), compresslevel=COMPRESSION)
+        return gzip.compress(text, compresslevel=COMPRESSION)
 
     async def answer(request: Request, name: str, limit: int | None, as_of: str | None,
                      status: str | None = None) -> Response:

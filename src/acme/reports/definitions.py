@@ -20,39 +20,45 @@ from acme.warehouse.report_state import STATE_TABLES
 
 @dataclass(frozen=True)
 class Report:
+    """`sql` selects the answer's rows; `order` sorts them, by the names of its columns (the
+    rows rendered as JSON inside DuckDB are sorted by it again, see `json_rows.py`), and a
+    report that takes a limit keeps that many of them."""
+
     name: str
     title: str
     sql: str
+    order: str
     takes_limit: bool
     default_limit: int | None = None
+
+    def query(self, as_of: bool, counted: str) -> str:
+        limit = " LIMIT $limit" if self.takes_limit else ""
+        return (f"{self.sql} ORDER BY {self.order}{limit}"
+                .format(**table_sources(as_of), counted=counted))
 
 
 REPORTS = {report.name: report for report in (
     Report("open-orders", "Open orders by delivery date and status", """
         SELECT delivery_date, status, open_orders
-        FROM {open_orders}
-        ORDER BY delivery_date NULLS LAST, status NULLS LAST""", takes_limit=False),
+        FROM {open_orders}""", "delivery_date NULLS LAST, status NULLS LAST", takes_limit=False),
     Report("top-delivery-dates", "Delivery dates with the most open orders", """
         SELECT delivery_date, CAST(sum(open_orders) AS BIGINT) AS open_orders
         FROM {open_orders}
-        GROUP BY delivery_date
-        ORDER BY open_orders DESC, delivery_date NULLS LAST
-        LIMIT $limit""", takes_limit=True, default_limit=3),
+        GROUP BY delivery_date""", "open_orders DESC, delivery_date NULLS LAST",
+           takes_limit=True, default_limit=3),
     Report("pending-items", "Open pending items by product", """
         SELECT s.product_id, p.product_name, s.item_lines, s.total_quantity
         FROM {pending_items} AS s
-        LEFT JOIN {products} AS p ON p.product_id = s.product_id
-        ORDER BY s.total_quantity DESC, s.item_lines DESC, s.product_id NULLS LAST""",
-           takes_limit=False),
+        LEFT JOIN {products} AS p ON p.product_id = s.product_id""",
+           "total_quantity DESC, item_lines DESC, product_id NULLS LAST", takes_limit=False),
     Report("top-customers", "Customers with the most pending orders", """
         SELECT s.customer_id, c.customer_name, s.{counted}
         FROM (SELECT customer_id, {counted} FROM {customer_orders}
               WHERE {counted} > 0
               ORDER BY {counted} DESC, customer_id NULLS LAST
               LIMIT $limit) AS s
-        LEFT JOIN {customers} AS c ON c.customer_id = s.customer_id
-        ORDER BY s.{counted} DESC, s.customer_id NULLS LAST""",
-           takes_limit=True, default_limit=3),
+        LEFT JOIN {customers} AS c ON c.customer_id = s.customer_id""",
+           "{counted} DESC, customer_id NULLS LAST", takes_limit=True, default_limit=3),
 )}
 
 NAMES = ("products", "customers")

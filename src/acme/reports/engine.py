@@ -2,6 +2,8 @@
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +13,7 @@ import duckdb
 from acme.classification import StatusClassification
 from acme.errors import ConfigError, WarehouseError
 from acme.lsn import format_lsn
-from acme.reports.definitions import REPORTS, table_sources
+from acme.reports.definitions import REPORTS, Report
 
 MAX_LIMIT = 1000
 
@@ -60,32 +62,58 @@ def run_report(db: duckdb.DuckDBPyConnection, name: str, classification: StatusC
                status: str | None = None) -> ReportAnswer:
     """`status` 'open' makes the customers report count open orders instead of pending ones
     (`{counted}` in its SQL)."""
-    if name not in REPORTS:
-        raise ConfigError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}")
-    check_limit(limit)
-    report = REPORTS[name]
-    counted = "open_orders" if status == "open" else "pending_orders"
-    sql = report.sql.format(**table_sources(as_of is not None), counted=counted)
-    params: dict[str, Any] = {}
-    if report.takes_limit:
-        params["limit"] = limit or report.default_limit
-    if as_of is not None:
-        params["as_of"] = as_of
-    used = set(re.findall(r"\$(\w+)", sql))
-    cursor = db.cursor()
-    try:
-        cursor.execute("BEGIN TRANSACTION")  # the answer and its freshness from one snapshot
-        check_state(cursor, classification)
-        if as_of is not None:
-            check_history_begins(cursor, as_of)
-        result = cursor.execute(sql, {k: v for k, v in params.items() if k in used})
+    question = ReportQuestion.of(name, limit, as_of, status)
+    with consistent_read(db, classification, as_of) as cursor:
+        result = cursor.execute(question.sql, question.params)
         columns = tuple(column[0] for column in result.description)
         rows = tuple(result.fetchall())
         freshness = read_freshness(cursor)
+    return ReportAnswer(name, question.report.title, columns, rows, as_of, freshness)
+
+
+@dataclass(frozen=True)
+class ReportQuestion:
+    """A report's SQL and parameters for one question, its values checked."""
+
+    report: Report
+    sql: str
+    params: dict[str, Any]
+    order: str  # the rows' order, by the names of the answer's columns
+
+    @classmethod
+    def of(cls, name: str, limit: int | None, as_of: datetime | None,
+           status: str | None) -> "ReportQuestion":
+        if name not in REPORTS:
+            raise ConfigError(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}")
+        check_limit(limit)
+        report = REPORTS[name]
+        counted = "open_orders" if status == "open" else "pending_orders"
+        sql = report.query(as_of is not None, counted)
+        params: dict[str, Any] = {}
+        if report.takes_limit:
+            params["limit"] = limit or report.default_limit
+        if as_of is not None:
+            params["as_of"] = as_of
+        used = set(re.findall(r"\$(\w+)", sql))
+        return cls(report, sql, {k: v for k, v in params.items() if k in used},
+                   report.order.format(counted=counted))
+
+
+@contextmanager
+def consistent_read(db: duckdb.DuckDBPyConnection, classification: StatusClassification,
+                    as_of: datetime | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor in one transaction (an answer and its freshness from one snapshot), once the
+    state is known to answer with this classification and `as_of` to be within history."""
+    cursor = db.cursor()
+    try:
+        cursor.execute("BEGIN TRANSACTION")
+        check_state(cursor, classification)
+        if as_of is not None:
+            check_history_begins(cursor, as_of)
+        yield cursor
         cursor.execute("COMMIT")
     finally:
         cursor.close()
-    return ReportAnswer(name, report.title, columns, rows, as_of, freshness)
 
 
 def check_state(db: duckdb.DuckDBPyConnection, classification: StatusClassification) -> None:
