@@ -21,7 +21,7 @@ from acme.warehouse.report_state import STATE_TABLES
 @dataclass(frozen=True)
 class Report:
     """`sql` selects the answer's rows; `order` sorts them, by the names of its columns (the
-    rows rendered as JSON inside DuckDB are sorted by it again, see `json_rows.py`), and a
+    rows rendered as JSON inside DuckDB are sorted by it again, see `json_answer.py`), and a
     report that takes a limit keeps that many of them."""
 
     name: str
