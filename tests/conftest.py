@@ -1,7 +1,6 @@
-import os
-import sys
-
 import pytest
+
+from acme.cli.main import end_if_daft_loaded
 
 pytest_plugins = ["tests.fix_source", "tests.fix_sync", "tests.fix_proxy", "tests.fix_serve",
                   "tests.fix_browser"]
@@ -15,11 +14,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """A session that loaded Daft (the lake-report tests run it in this process) ends, once
-    pytest has said everything, without Python's finalization, as `acme` does
-    (`cli/main.py`): Daft's native threads can take the GIL while Python 3.11 finalizes, and the
-    abort would fail a run whose tests all passed."""
-    if "daft" in sys.modules:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_session["exit_status"])
+    """The lake-report tests run Daft in this process: once pytest has said everything, end
+    as `acme` does, so that Daft's threads cannot abort a run whose tests all passed."""
+    end_if_daft_loaded(_session["exit_status"])

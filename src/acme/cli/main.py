@@ -85,23 +85,25 @@ def main() -> None:
     try:
         _run()
     except SystemExit as done:
-        if "daft" in sys.modules:
-            _exit_without_finalizing(done.code)
+        code = done.code
+        end_if_daft_loaded(code if isinstance(code, int) else 0 if code is None else EXIT_ERROR)
         raise
 
 
-def _exit_without_finalizing(code: object) -> None:
-    """End the process without Python's finalization, once everything is written.
+def end_if_daft_loaded(code: int) -> None:
+    """In a process that loaded Daft, end now with `code`, without Python's finalization,
+    once the logs and output are flushed (the test suite's session ends the same way).
 
     Daft's native worker threads can still take the GIL while the interpreter finalizes, and
     Python 3.11 then aborts the process (SIGABRT, "PyGILState_Release: thread state must be
-    current") after a complete answer was printed. Nothing is left to do at this point but
-    flushing, so the process ends here with the code it was going to return.
+    current") after a complete answer was printed. Call it only when nothing is left to do.
     """
+    if "daft" not in sys.modules:
+        return
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code if isinstance(code, int) else 0 if code is None else EXIT_ERROR)
+    os._exit(code)
 
 
 def _run() -> None:
