@@ -94,6 +94,9 @@ class ConsoleObserver(SyncObserver):
         rate = self.rows / max(time.monotonic() - self.started, 1e-6)
         self.progress.update(self.task, advance=rows, rate=f"{rate:,.0f} rows/s")
 
+    def snapshot_ordering(self, table: str, groups_read_per_key: float) -> None:
+        self.progress.update(self.task, description=f"ordering {table} by key")
+
     def snapshot_done(self, rows: int, seconds: float) -> None:
         if self.progress is not None:
             self.progress.stop()

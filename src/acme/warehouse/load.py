@@ -10,8 +10,9 @@ holds rows that were neighbours in the source table, in key order where the tabl
 key. The streamed batches' lookups of a few keys then skip the row groups whose key range
 (DuckDB's zone maps) holds none of them (`store.py`).
 
-Each of the two commits on its own thread when its last batch is in; then the model and the
-checkpoint commit. A crash before that leaves tables without a checkpoint: the next sync
+Each of the two commits on its own thread when its last batch is in; then a table whose rows
+came scattered is rewritten in key order (`cluster.py`), and the model and the checkpoint
+commit. A crash before that leaves tables without a checkpoint: the next sync
 drops such leftovers and copies again.
 
 A batch is read by DuckDB's replacement scan of a local Python variable named like the table in
@@ -29,6 +30,7 @@ from datetime import datetime
 import duckdb
 
 from acme.capture.snapshot import CopiedBatch
+from acme.warehouse.cluster import SCATTERED_GROUPS, groups_read_per_key, order_by_key
 from acme.warehouse.merge import literal, unstorable_error, unstorable_sql
 from acme.warehouse.store import OPEN, Warehouse
 from acme.warehouse.tables import TableSpec, cast_sql, quote, text_columns
@@ -76,9 +78,12 @@ def unstorable_check_sql(spec: TableSpec, lsn: int) -> str | None:
 def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
                   batches: Iterable[CopiedBatch], valid_from: datetime, lsn: int,
                   finish: Callable[[], None],
-                  progress: Callable[[int], None] = lambda rows: None) -> int:
-    """Replace any leftovers with the copied rows; `finish` runs in the transaction that
-    commits last, once the versions are committed. Returns the rows loaded."""
+                  progress: Callable[[int], None] = lambda rows: None,
+                  ordering: Callable[[str, float], None] = lambda table, groups: None) -> int:
+    """Replace any leftovers with the copied rows, each table in key order if its rows were
+    scattered (`cluster.py`; `ordering` is told the table and the row groups a key's lookup
+    read); `finish` runs in the transaction that commits last, once the versions are
+    committed. Returns the rows loaded."""
     with warehouse.transaction():
         warehouse.drop_tables()
         known: dict[str, TableSpec] = {}
@@ -107,6 +112,11 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
         finally:
             for writer in writers:
                 writer.close()
+    for spec in specs:
+        groups = groups_read_per_key(warehouse.db, spec)
+        if groups > SCATTERED_GROUPS:
+            ordering(spec.name, groups)
+            order_by_key(warehouse, spec)
     with warehouse.transaction():
         finish()
     return rows
