@@ -183,6 +183,6 @@ def _snapshot(conn: psycopg.Connection, warehouse: Warehouse, options: SyncOptio
                       options.application_name) as copy:
         rows = load_snapshot(warehouse, [table.spec for table in tables], copy, valid_from,
                              point.wal_lsn, finish, observer.snapshot_rows,
-                             observer.snapshot_ordering)
+                             observer.table_ordering)
     conn.execute("COMMIT")
     observer.snapshot_done(rows, time.monotonic() - started)

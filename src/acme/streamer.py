@@ -78,7 +78,7 @@ class Streamer:
 
     def __post_init__(self) -> None:
         self.applier = BatchApplier(self.warehouse, self.options.classification,
-                                    self.big_batch_memory)
+                                    self.big_batch_memory, self.observer.table_ordering)
         self.assembler = TransactionAssembler(PrimaryKeys(self.options.dsn))
         self.stager = ChangeStager()
         self.visibility: SnapshotVisibility | None = self.checkpoint.visibility

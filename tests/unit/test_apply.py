@@ -11,14 +11,17 @@ from acme.capture.transactions import RowChange, TableTruncate
 from acme.classification import StatusClassification
 from acme.errors import UnstorableValue
 from acme.warehouse.apply import BatchApplier
+from acme.warehouse.cluster import ROW_GROUP_ROWS, SCATTERED_GROUPS, groups_read_per_key
 from acme.warehouse.stage import ChangeStager
 from acme.warehouse.store import Checkpoint, Warehouse
+from acme.warehouse.tables import TableSpec
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PRODUCTS = Relation(1, "operations", "products", "d", (
     Column("product_id", 20, -1, True), Column("product_name", 1043, 504, False),
     Column("unity_price", 1700, -1, False), Column("created_at", 1114, 3, False),
     Column("launch", 1082, -1, False), Column("is_active", 16, -1, False)))
+PRODUCTS_SPEC = TableSpec("products", (), ("product_id",))
 
 
 def at(seconds: int) -> datetime:
@@ -49,9 +52,9 @@ def warehouse(tmp_path):
     store.close()
 
 
-def apply(warehouse, *transactions, chunk_rows: int = 2):
+def apply(warehouse, *transactions, chunk_rows: int = 2, **applier_options):
     """Stage the transactions in small chunks, as the pipeline does, then commit them."""
-    applier = BatchApplier(warehouse, StatusClassification())
+    applier = BatchApplier(warehouse, StatusClassification(), **applier_options)
     stager = ChangeStager(chunk_rows)
     try:
         for second, changes in transactions:
@@ -316,3 +319,21 @@ def test_a_warehouse_of_the_earlier_layout_is_converted_when_opened(tmp_path):
     assert history(store, 1) == [("a", at(1), at(2), "insert"), ("a2", at(2), at(3), "update"),
                                  ("a3", at(3), None, "update")]
     store.close()
+
+
+def test_a_table_gone_scattered_is_rewritten_in_key_order_by_the_next_batch(warehouse):
+    apply(warehouse, txn(1, row(1, "a")))
+    # Open versions whose keys are scattered over every row group, as a long stream leaves
+    # them (each batch appends the keys it touched).
+    rows = 12 * ROW_GROUP_ROWS
+    warehouse.db.execute(f"""
+        INSERT INTO open_versions.products (product_id, product_name, _valid_from, _op, _lsn)
+        SELECT i, 'p' || i, '2026-01-01 00:00:01+00', 'insert', 100
+        FROM (SELECT range + 2 AS i FROM range({rows}) ORDER BY hash(range))""")
+    assert groups_read_per_key(warehouse.db, PRODUCTS_SPEC) > SCATTERED_GROUPS
+    told = []
+    apply(warehouse, txn(2, upd(5, "e")), ordering=lambda table, groups: told.append(table))
+    assert told == ["products"]
+    assert groups_read_per_key(warehouse.db, PRODUCTS_SPEC) == pytest.approx(1.0, abs=0.2)
+    assert history(warehouse, 5) == [("p5", at(1), at(2), "insert"), ("e", at(2), None, "update")]
+    assert warehouse.db.execute("SELECT count(*) FROM current.products").fetchone()[0] == rows + 1

@@ -94,8 +94,12 @@ class ConsoleObserver(SyncObserver):
         rate = self.rows / max(time.monotonic() - self.started, 1e-6)
         self.progress.update(self.task, advance=rows, rate=f"{rate:,.0f} rows/s")
 
-    def snapshot_ordering(self, table: str, groups_read_per_key: float) -> None:
-        self.progress.update(self.task, description=f"ordering {table} by key")
+    def table_ordering(self, table: str, groups_read_per_key: float) -> None:
+        if self.progress is not None:  # the first sync's copy is done
+            self.progress.update(self.task, description=f"ordering {table} by key")
+        else:
+            err_console.print(f"{table}: rewriting its open versions in key order (a key's "
+                              f"lookup read {groups_read_per_key:.0f} row groups)")
 
     def snapshot_done(self, rows: int, seconds: float) -> None:
         if self.progress is not None:

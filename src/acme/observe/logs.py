@@ -113,8 +113,8 @@ class LogObserver(SyncObserver):
                       table=self.table, rows=self.rows, estimated_rows=self.estimated,
                       rows_per_second=round(rate))
 
-    def snapshot_ordering(self, table: str, groups_read_per_key: float) -> None:
-        log_event("snapshot_ordering", f"snapshot of {table}: rewriting it in key order (a "
+    def table_ordering(self, table: str, groups_read_per_key: float) -> None:
+        log_event("table_ordering", f"{table}: rewriting its open versions in key order (a "
                   f"key's lookup read {groups_read_per_key:.0f} row groups)", table=table,
                   groups_read_per_key=round(groups_read_per_key, 1))
 

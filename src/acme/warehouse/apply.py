@@ -10,6 +10,7 @@ a batch or none of it. A TRUNCATE first merges what was staged before it.
 One thread owns an applier: DuckDB transactions belong to a connection.
 """
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ import pyarrow as pa
 from acme.capture.pgoutput import Relation
 from acme.classification import StatusClassification
 from acme.errors import UnstorableValue
+from acme.warehouse.cluster import order_scattered
 from acme.warehouse.deferred import DeferringConnection
 from acme.warehouse.merge import (
     STAGE_BOOKKEEPING,
@@ -77,6 +79,12 @@ ONE_WINDOW_ROWS = 50_000
 # merge cost some 4 ms a table, mostly DuckDB's planning. A larger batch keeps nothing and
 # looks first.
 KEPT_ROWS = 50_000
+# The versions a batch appends hold the keys it touched, scattered over the key range, so a
+# table streamed into drifts out of the key order the first sync left (`cluster.py`). A batch
+# looks every this many seconds (the first one at once, for a warehouse that drifted before a
+# restart) and rewrites a table gone scattered, within its own transaction: at 10M orders,
+# 0.3 s to look; a rewrite of the 10M orders about 6 s, which that batch waits.
+ORDER_CHECK_SECONDS = 600
 
 
 def _parts(keys: int) -> list[Part]:
@@ -97,8 +105,10 @@ class BatchApplier:
     """Applies batches to one warehouse, remembering its table layout between batches."""
 
     def __init__(self, warehouse: Warehouse, classification: StatusClassification,
-                 big_batch_memory: str | None = None):
+                 big_batch_memory: str | None = None,
+                 ordering: Callable[[str, float], None] = lambda table, groups: None):
         self.warehouse = warehouse
+        self.ordering = ordering  # told of a table rewritten in key order, and why
         self.big_batch_memory = big_batch_memory or BIG_BATCH_MEMORY
         self.db = warehouse.db
         self.tables = warehouse.tables()
@@ -115,6 +125,7 @@ class BatchApplier:
         # The open batch's chunks as staged, with the table each went to (KEPT_ROWS); None
         # once there were too many to keep.
         self.kept: list[tuple[TableSpec, pa.Table]] | None = []
+        self.order_check_at = time.monotonic()
 
     def stage(self, chunk: StageChunk) -> None:
         """Add a chunk of row changes to the open batch."""
@@ -222,6 +233,11 @@ class BatchApplier:
         """Merge the open batch, write the checkpoint and commit; returns row changes applied."""
         self._begin()
         self._merge()
+        if self.big:  # it appended many versions in no order: the next batch looks
+            self.order_check_at = 0.0
+        elif time.monotonic() >= self.order_check_at:
+            self.order_check_at = time.monotonic() + ORDER_CHECK_SECONDS
+            order_scattered(self.db, self.tables.values(), self.ordering)
         self.warehouse.write_checkpoint(checkpoint)
         if self.was_stopped:
             clear_stopped(self.db)

@@ -5,17 +5,20 @@ holds one of its keys. The first sync writes row groups of rows that were neighb
 source's heap, which is in key order where the table grew by its key. But a heap whose rows
 were moved (an update writes the new row wherever there is free space) puts a few far keys
 into most row groups, and then nearly every lookup reads nearly the whole table: at 10M orders,
-each item key's lookup read 137 of the 281 row groups, and a batch's read of the items of
-touched orders took 222 ms instead of 17.
+each item key's lookup read about 210 of the 281 row groups, and a batch's read of the items
+of touched orders took 222 ms instead of 17. Streaming drifts the same way, more slowly: each
+batch appends the versions of the keys it touched, scattered over the key range.
 
-So once copied, a table whose lookups read more than SCATTERED_GROUPS row groups a key is
-rewritten in key order (34M items at 10M orders: about 9 s; the check is one scan of the key
-column, 0.2 s).
+So a table whose lookups read more than SCATTERED_GROUPS row groups a key is rewritten in key
+order: once copied, and when a batch finds it so (`apply.ORDER_CHECK_SECONDS`). At 10M orders
+the look takes 0.3 s, a rewrite of the 34M items about 9 s.
 """
+
+from collections.abc import Callable, Iterable
 
 import duckdb
 
-from acme.warehouse.store import OPEN, Warehouse
+from acme.warehouse.store import OPEN
 from acme.warehouse.tables import TableSpec, quote
 
 ROW_GROUP_ROWS = 122_880  # DuckDB's
@@ -47,12 +50,21 @@ def groups_read_per_key(db: duckdb.DuckDBPyConnection, spec: TableSpec) -> float
     return row[0] or 0.0
 
 
-def order_by_key(warehouse: Warehouse, spec: TableSpec) -> None:
-    """Rewrite the table's open versions in key order, in one transaction."""
+def order_by_key(db: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
+    """Rewrite the table's open versions in key order (inside the caller's transaction)."""
     table, ordering = f"{OPEN}.{quote(spec.name)}", f"{OPEN}.{quote(ORDERING)}"
     keys = ", ".join(quote(name) for name in spec.key)
-    with warehouse.transaction():
-        warehouse.db.execute(
-            f"CREATE TABLE {ordering} AS SELECT * FROM {table} ORDER BY {keys}")
-        warehouse.db.execute(f"DROP TABLE {table}")
-        warehouse.db.execute(f"ALTER TABLE {ordering} RENAME TO {quote(spec.name)}")
+    db.execute(f"CREATE TABLE {ordering} AS SELECT * FROM {table} ORDER BY {keys}")
+    db.execute(f"DROP TABLE {table}")
+    db.execute(f"ALTER TABLE {ordering} RENAME TO {quote(spec.name)}")
+
+
+def order_scattered(db: duckdb.DuckDBPyConnection, specs: Iterable[TableSpec],
+                    ordering: Callable[[str, float], None]) -> None:
+    """Rewrite in key order each table whose lookups read more than SCATTERED_GROUPS row groups
+    a key, telling `ordering` the table and that count first."""
+    for spec in specs:
+        groups = groups_read_per_key(db, spec)
+        if groups > SCATTERED_GROUPS:
+            ordering(spec.name, groups)
+            order_by_key(db, spec)

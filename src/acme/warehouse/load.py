@@ -30,7 +30,7 @@ from datetime import datetime
 import duckdb
 
 from acme.capture.snapshot import CopiedBatch
-from acme.warehouse.cluster import SCATTERED_GROUPS, groups_read_per_key, order_by_key
+from acme.warehouse.cluster import order_scattered
 from acme.warehouse.merge import literal, unstorable_error, unstorable_sql
 from acme.warehouse.store import OPEN, Warehouse
 from acme.warehouse.tables import TableSpec, cast_sql, quote, text_columns
@@ -112,12 +112,8 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
         finally:
             for writer in writers:
                 writer.close()
-    for spec in specs:
-        groups = groups_read_per_key(warehouse.db, spec)
-        if groups > SCATTERED_GROUPS:
-            ordering(spec.name, groups)
-            order_by_key(warehouse, spec)
     with warehouse.transaction():
+        order_scattered(warehouse.db, specs, ordering)
         finish()
     return rows
 
