@@ -16,14 +16,9 @@ lake is append-only. Given the checkpoint LSN a lake table last recorded:
 from datetime import timedelta
 
 from acme.warehouse.store import CLOSED, OPEN
-from acme.warehouse.tables import TableSpec, quote
+from acme.warehouse.tables import TableSpec, key_list, quote
 
 CLOSE_MARGIN = timedelta(minutes=5)
-
-
-def _keys(spec: TableSpec, alias: str = "") -> str:
-    prefix = f"{alias}." if alias else ""
-    return ", ".join(f"{prefix}{quote(k)}" for k in spec.key)
 
 
 def _key_match(spec: TableSpec, left: str, right: str) -> str:
@@ -42,8 +37,8 @@ def closed_without_successor_sql(spec: TableSpec, bounded: bool) -> str:
     low_next = " AND n._valid_from >= $low" if bounded else ""
     successor = f"n._valid_from = c._valid_to AND {_key_match(spec, 'n', 'c')}{low_next}"
     return f"""
-        SELECT {_keys(spec, 'c')}, c._valid_to AS _valid_from
-        FROM (SELECT rowid AS _row, {_keys(spec)}, _valid_to FROM {closed}
+        SELECT {key_list(spec, 'c')}, c._valid_to AS _valid_from
+        FROM (SELECT rowid AS _row, {key_list(spec)}, _valid_to FROM {closed}
               WHERE true{low}) AS c
         WHERE NOT EXISTS (SELECT 1 FROM {closed} AS n WHERE {successor} AND n.rowid <> c._row)
           AND NOT EXISTS (SELECT 1 FROM {open_versions} AS n WHERE {successor})"""
@@ -64,4 +59,4 @@ def events_sql(spec: TableSpec, first: bool) -> str:
         UNION ALL
         SELECT {blanks}, t._valid_from, 'delete', CAST($checkpoint AS BIGINT)
         FROM new_tombstones AS t
-        ORDER BY _valid_from, {_keys(spec)}"""
+        ORDER BY _valid_from, {key_list(spec)}"""

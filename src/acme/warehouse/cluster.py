@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 import duckdb
 
 from acme.warehouse.store import OPEN
-from acme.warehouse.tables import TableSpec, quote
+from acme.warehouse.tables import TableSpec, key_list, quote
 
 ROW_GROUP_ROWS = 122_880  # DuckDB's
 SCATTERED_GROUPS = 8
@@ -31,8 +31,7 @@ ORDERING = "\\ordering"
 
 def _key(spec: TableSpec) -> str:
     """The key as one comparable value (a composite key as a row)."""
-    columns = ", ".join(quote(name) for name in spec.key)
-    return columns if len(spec.key) == 1 else f"row({columns})"
+    return key_list(spec) if len(spec.key) == 1 else f"row({key_list(spec)})"
 
 
 def groups_read_per_key(db: duckdb.DuckDBPyConnection, spec: TableSpec) -> float:
@@ -53,8 +52,7 @@ def groups_read_per_key(db: duckdb.DuckDBPyConnection, spec: TableSpec) -> float
 def order_by_key(db: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
     """Rewrite the table's open versions in key order (inside the caller's transaction)."""
     table, ordering = f"{OPEN}.{quote(spec.name)}", f"{OPEN}.{quote(ORDERING)}"
-    keys = ", ".join(quote(name) for name in spec.key)
-    db.execute(f"CREATE TABLE {ordering} AS SELECT * FROM {table} ORDER BY {keys}")
+    db.execute(f"CREATE TABLE {ordering} AS SELECT * FROM {table} ORDER BY {key_list(spec)}")
     db.execute(f"DROP TABLE {table}")
     db.execute(f"ALTER TABLE {ordering} RENAME TO {quote(spec.name)}")
 

@@ -24,7 +24,7 @@ size fits.
 from acme.errors import UnstorableValue
 from acme.lsn import format_lsn
 from acme.warehouse.store import CLOSED, OPEN
-from acme.warehouse.tables import TableSpec, cast_sql, quote, try_cast_sql
+from acme.warehouse.tables import TableSpec, cast_sql, key_list, quote, try_cast_sql
 
 VERSION_OP = "CASE _op WHEN 'I' THEN 'insert' ELSE 'update' END"
 STAGE_BOOKKEEPING = (("_seq", "BIGINT"), ("_op", "VARCHAR"), ("_commit_ts", "TIMESTAMPTZ"),
@@ -49,10 +49,6 @@ def before_table(spec: TableSpec) -> str:
 
 def key_match(spec: TableSpec, left: str, right: str) -> str:
     return " AND ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in spec.key)
-
-
-def _keys(spec: TableSpec) -> str:
-    return ", ".join(quote(k) for k in spec.key)
 
 
 def _columns(spec: TableSpec) -> str:
@@ -186,7 +182,7 @@ def key_change_carry_sql(spec: TableSpec) -> str:
 def net_sql(spec: TableSpec, has_unchanged: bool, by_key: bool) -> str:
     """The staged changes, typed, one row per key and transaction, as `net_table(spec)`;
     `by_key`: its window is partitioned by key (see `window_sql`), else one ordered run."""
-    keys = _keys(spec)
+    keys = key_list(spec)
     if has_unchanged:
         # A value is wrapped in a struct so that an explicit NULL (a non-NULL struct) is told
         # apart from "unchanged" (a NULL struct) when carrying the last known value forward.
@@ -285,7 +281,7 @@ def merge_sql(spec: TableSpec) -> tuple[str, str, str]:
     the count)."""
     table = quote(spec.name)
     net, before = net_table(spec), before_table(spec)
-    keys, columns = _keys(spec), _columns(spec)
+    keys, columns = key_list(spec), _columns(spec)
     return (
         # least(): a transaction still committing when the copy's snapshot was taken is
         # streamed, yet its commit time can precede the snapshot's time; the copied version

@@ -99,6 +99,12 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def key_list(spec: "TableSpec", alias: str = "") -> str:
+    """SQL: the table's key columns, comma separated (each of `alias` when given)."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{quote(k)}" for k in spec.key)
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
