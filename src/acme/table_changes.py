@@ -15,7 +15,7 @@ earlier transactions staged is merged first (`BatchApplier.between_transactions`
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from acme.capture.catalog import published_tables
@@ -34,7 +34,13 @@ from acme.warehouse.merge import close_open_sql, literal
 from acme.warehouse.model import ensure_model
 from acme.warehouse.report_state import NEEDED as REPORT_TABLES
 from acme.warehouse.store import OPEN, Warehouse
-from acme.warehouse.tables import TableSpec, cast_sql, quote, warehouse_name
+from acme.warehouse.tables import (
+    TableSpec,
+    copied_as_text,
+    copied_values_sql,
+    quote,
+    warehouse_name,
+)
 
 BOOKKEEPING = (
     """CREATE TABLE IF NOT EXISTS _acme.table_copies (
@@ -172,12 +178,13 @@ class TableChanges:
             columns = table.spec.column_names
             self.db.execute("CREATE OR REPLACE TEMP TABLE joined ("
                             + ", ".join(f"{quote(c)} {kinds[c]}" for c in columns) + ")")
-            casts = ", ".join(cast_sql(quote(c), kinds[c]) for c in columns)
-            with ParallelCopy(self.options.dsn, point.name, plan_parts(conn, [table]), 1,
+            read = replace(table, spec=copied_as_text(table.spec, kinds))
+            values = ", ".join(copied_values_sql(read.spec, kinds))
+            with ParallelCopy(self.options.dsn, point.name, plan_parts(conn, [read]), 1,
                               self.options.application_name) as copy:
                 for copied in copy:
                     snapshot_raw = copied.batch  # noqa: F841 -- found by name (load.py)
-                    self.db.execute(f"INSERT INTO joined SELECT {casts} FROM {BATCH_NAME}")
+                    self.db.execute(f"INSERT INTO joined SELECT {values} FROM {BATCH_NAME}")
             conn.execute("COMMIT")
         self._merge_copy(spec, columns, point.taken_at, point.wal_lsn)
         self.evolution.record_catalog(name, catalog)

@@ -37,6 +37,11 @@ COLUMNS = {  # name: (PostgreSQL type, min row, max row, special row)
     "tz": ("timestamptz", "4713-01-01 00:00:00+00 BC", "294246-12-31 23:59:59.999999+00",
            "0044-03-15 10:00:00+00 BC"),
     "tz_inf": ("timestamptz", "-infinity", "infinity", "2026-11-25 14:30:00+05:30"),
+    # DuckDB's last timestamp: the copy's last binary one (a later one comes as text)
+    "ts_last": ("timestamp", "1969-12-31 23:59:59.999999", "294247-01-10 04:00:54.775806",
+                "NULL"),
+    "tz_last": ("timestamptz", "1969-12-31 23:59:59.999999+00",
+                "294247-01-10 04:00:54.775806+00", "294247-01-10 06:00:54.775806+02"),
     "tm": ("time", "00:00:00", "24:00:00", "12:34:56.789012"),
     "iv": ("interval", "-178000000 years", "178000000 years", "1 mon -1 days -00:00:00.000001"),
     "u": ("uuid", "00000000-0000-0000-0000-000000000000",

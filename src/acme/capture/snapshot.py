@@ -26,7 +26,7 @@ from acme.capture.visibility import SnapshotVisibility
 from acme.config import mask_dsn
 from acme.errors import SourceUnreachable
 from acme.source.connect import DEFAULT_APPLICATION, conninfo
-from acme.warehouse.tables import quote, text_columns
+from acme.warehouse.tables import copy_select_list
 
 BATCH_BYTES = 16 << 20
 PART_PAGES = 4096  # 32 MB of heap per part: enough parts to balance, few enough queries
@@ -56,12 +56,11 @@ class CopyPart:
     pages: int = 0  # size, to hand out the largest parts first
 
     def query(self) -> str:
-        """Integers, booleans and floats as binary values; every other column as PostgreSQL's
-        text, the form the stream sends, so both paths cast alike (and BC, infinite or
-        out-of-range values reach the warehouse's checks instead of failing the driver)."""
-        as_text = set(text_columns(self.table.spec))
-        columns = ", ".join(f"{quote(name)}::text AS {quote(name)}" if name in as_text
-                            else quote(name) for name in self.table.spec.column_names)
+        """Integers, booleans and floats as binary values, and dates and timestamps where the
+        driver and DuckDB read them exactly; every other value as PostgreSQL's text, the form
+        the stream sends, so both paths cast alike (and infinite or out-of-range values reach
+        the warehouse's checks instead of failing the driver): `tables.copy_select_list`."""
+        columns = copy_select_list(self.table.spec)
         bounds = []
         if self.first_page is not None:
             bounds.append(f"ctid >= '({self.first_page},0)'::tid")

@@ -5,7 +5,8 @@ Layout (a public interface: analysts open this file directly):
   UTC), `_op` ('snapshot' | 'insert' | 'update'), `_lsn` (commit LSN of the version);
 - `current.<table>` (a view): the source columns, latest state;
 - both read two tables, which only the pipeline writes: `open_versions.<table>` (each key's
-  open version: the source columns + `_valid_from`, `_op`, `_lsn`) and
+  open version: the source columns + `_valid_from`, `_op` (NULL for a copied row, cheaper to
+  write than a string: `history` reads it as 'snapshot'), `_lsn`) and
   `closed_versions.<table>` (every version that ended, with its `_valid_to`). A change moves a
   version from the first to the second: history is only ever appended to, so applying a batch
   never searches the (ever growing) closed versions, and the copy writes each row once;
@@ -78,6 +79,7 @@ MEMORY_LIMIT = "500MB"
 STORAGE_FAILURES = ("no space left", "read-only file system", "operation not permitted",
                     "permission denied", "could not write file", "cannot open file",
                     "disk quota exceeded", "has been invalidated")
+SNAPSHOT_OP = "'snapshot'"  # a copied row's `_op` in history (stored as NULL)
 OPEN_BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_op", "VARCHAR"), ("_lsn", "UBIGINT"))
 BOOKKEEPING = (("_valid_from", "TIMESTAMPTZ"), ("_valid_to", "TIMESTAMPTZ"),
                ("_op", "VARCHAR"), ("_lsn", "UBIGINT"))
@@ -287,10 +289,11 @@ def create_views(db: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
     """(Re)create `history.<table>` and `current.<table>` over the versions: after any change
     of the columns, as DuckDB refuses a view whose columns changed under it."""
     name, columns = quote(spec.name), ", ".join(quote(c) for c in spec.column_names)
+    op = f"coalesce(_op, {SNAPSHOT_OP}) AS _op"
     db.execute(f"""CREATE OR REPLACE VIEW history.{name} AS
-                   SELECT {columns}, _valid_from, _valid_to, _op, _lsn FROM {CLOSED}.{name}
+                   SELECT {columns}, _valid_from, _valid_to, {op}, _lsn FROM {CLOSED}.{name}
                    UNION ALL
-                   SELECT {columns}, _valid_from, NULL::TIMESTAMPTZ, _op, _lsn
+                   SELECT {columns}, _valid_from, NULL::TIMESTAMPTZ, {op}, _lsn
                    FROM {OPEN}.{name}""")
     db.execute(f"CREATE OR REPLACE VIEW current.{name} AS SELECT {columns} FROM {OPEN}.{name}")
 

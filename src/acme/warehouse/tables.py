@@ -54,6 +54,17 @@ def duckdb_type(type_oid: int, type_modifier: int) -> str:
 BINARY_EXACT = frozenset({"BOOLEAN", "BIGINT", "SMALLINT", "INTEGER", "UBIGINT", "REAL",
                           "DOUBLE"})
 _DATETIME = frozenset({"DATE", "TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"})
+# Dates and timestamps are copied as binary values (no text to print, nor to parse: a third of
+# the source's COPY work, and most of the casts) wherever the driver and DuckDB read them
+# exactly: any finite date, and a finite timestamp up to DuckDB's last one (where the driver's
+# microseconds since 1970 end too). Infinities and later timestamps come as their text.
+_LAST_TIMESTAMP = "294247-01-10 04:00:54.775806"
+_BINARY_RANGES = {
+    "DATE": "isfinite({0})",
+    "TIMESTAMP": f"isfinite({{0}}) AND {{0}} <= '{_LAST_TIMESTAMP}'::timestamp",
+    "TIMESTAMPTZ": f"isfinite({{0}}) AND {{0}} <= '{_LAST_TIMESTAMP}+00'::timestamptz",
+    "TIMESTAMP WITH TIME ZONE": f"isfinite({{0}}) AND {{0}} <= '{_LAST_TIMESTAMP}+00'::timestamptz",
+}
 
 
 def _from_postgres_text(text: str, kind: str) -> str:
@@ -78,7 +89,70 @@ def try_cast_sql(text: str, kind: str) -> str:
 
 def text_columns(spec: "TableSpec") -> tuple[str, ...]:
     """The columns a copy reads as text (cast by `cast_sql`), not as binary values."""
-    return tuple(name for name, kind in spec.columns if kind.upper() not in BINARY_EXACT)
+    return tuple(name for name, kind in spec.columns
+                 if kind.upper() not in BINARY_EXACT and _binary_range(kind) is None)
+
+
+def _binary_range(kind: str) -> str | None:
+    """For a date or timestamp type, the PostgreSQL condition (on `{}`) under which a copy
+    reads its value as binary; None for any other type."""
+    return _BINARY_RANGES.get(kind.upper())
+
+
+def split_columns(spec: "TableSpec") -> dict[str, str]:
+    """The dates and timestamps a copy reads as binary values where they are in range
+    (`_BINARY_RANGES`), each with the name of its companion column: the value's text where
+    it is not (NULL otherwise), cast like a streamed value. The names never clash."""
+    taken = set(spec.column_names)
+    companions = {}
+    for name, kind in spec.columns:
+        if _binary_range(kind) is not None:
+            companion = f"{name}:text"
+            while companion in taken:
+                companion += "_"
+            taken.add(companion)
+            companions[name] = companion
+    return companions
+
+
+def copy_select_list(spec: "TableSpec") -> str:
+    """PostgreSQL's select list of a copy of the table: binary-exact columns as they are,
+    dates and timestamps split in two (`split_columns`), the rest as their text."""
+    as_text, split = set(text_columns(spec)), split_columns(spec)
+    listed = []
+    for name, kind in spec.columns:
+        column = quote(name)
+        if name in split:
+            within = _binary_range(kind).format(column)
+            listed += [f"CASE WHEN {within} THEN {column} END AS {column}",
+                       f"CASE WHEN NOT ({within}) THEN {column}::text END "
+                       f"AS {quote(split[name])}"]
+        else:
+            listed.append(f"{column}::text AS {column}" if name in as_text else column)
+    return ", ".join(listed)
+
+
+def copied_values_sql(spec: "TableSpec", kinds: dict[str, str] | None = None) -> list[str]:
+    """DuckDB expressions of each column's value from a copied batch (`copy_select_list`),
+    text cast to the column's type in `kinds` (by default its own)."""
+    as_text, split = set(text_columns(spec)), split_columns(spec)
+    kinds = kinds or dict(spec.columns)
+    values = []
+    for name, kind in spec.columns:
+        column = quote(name)
+        if name in split:
+            values.append(f"coalesce({column}, {cast_sql(quote(split[name]), kind)})")
+        else:
+            values.append(cast_sql(column, kinds[name]) if name in as_text else column)
+    return values
+
+
+def copied_as_text(spec: "TableSpec", kinds: dict[str, str]) -> "TableSpec":
+    """The table as a copy reads it into columns of other `kinds`: a date or timestamp whose
+    column has another type there comes as its text, cast to that type."""
+    return TableSpec(spec.name, tuple(
+        (name, "VARCHAR" if name in split_columns(spec) and kinds[name] != kind else kind)
+        for name, kind in spec.columns), spec.key)
 
 
 def warehouse_name(schema: str, table: str) -> str:
