@@ -123,7 +123,8 @@ def _copy_with_retries(warehouse: Warehouse, options: SyncOptions, identity: Sou
 def _copy(warehouse: Warehouse, options: SyncOptions, identity: SourceIdentity,
           observer: SyncObserver) -> None:
     try:
-        with connect(options.dsn, options.application_name, autocommit=True) as conn:
+        with ParallelCopy() as copy, \
+                connect(options.dsn, options.application_name, autocommit=True) as conn:
             slot = source_position(conn, options.slot)
             creator = None
             try:
@@ -138,7 +139,7 @@ def _copy(warehouse: Warehouse, options: SyncOptions, identity: SourceIdentity,
                     # merge.py: the copied version becomes zero-length at that commit.)
                     after_slot = conn.execute("SELECT clock_timestamp()").fetchone()[0]
                 start_lsn = exported.consistent_lsn if exported else slot.slot_confirmed_lsn
-                _snapshot(conn, warehouse, options, identity, exported, start_lsn or 0,
+                _snapshot(conn, copy, warehouse, options, identity, exported, start_lsn or 0,
                           after_slot if exported else None, observer)
             finally:
                 if creator is not None:
@@ -148,8 +149,9 @@ def _copy(warehouse: Warehouse, options: SyncOptions, identity: SourceIdentity,
                                 f"initial copy: {str(error).strip().splitlines()[-1]}") from None
 
 
-def _snapshot(conn: psycopg.Connection, warehouse: Warehouse, options: SyncOptions,
-              identity: SourceIdentity, exported: CreatedSlot | None, slot_lsn: int,
+def _snapshot(conn: psycopg.Connection, copy: ParallelCopy, warehouse: Warehouse,
+              options: SyncOptions, identity: SourceIdentity, exported: CreatedSlot | None,
+              slot_lsn: int,
               valid_from: datetime | None, observer: SyncObserver) -> None:
     """Copy every published table; the hand-off checkpoint, the source identity and the slot
     position the warehouse starts from commit with the last of it."""
@@ -179,10 +181,9 @@ def _snapshot(conn: psycopg.Connection, warehouse: Warehouse, options: SyncOptio
         warehouse.record_confirmed(slot_lsn)
         warehouse.record_source(identity)
 
-    with ParallelCopy(options.dsn, point.name, parts, options.snapshot_connections,
-                      options.application_name) as copy:
-        rows = load_snapshot(warehouse, [table.spec for table in tables], copy, valid_from,
-                             point.wal_lsn, finish, observer.snapshot_rows,
-                             observer.table_ordering)
+    copy.start(options.dsn, point.name, parts, options.snapshot_connections,
+               options.application_name)
+    rows = load_snapshot(warehouse, [table.spec for table in tables], copy, valid_from,
+                         point.wal_lsn, finish, observer.snapshot_rows, observer.table_ordering)
     conn.execute("COMMIT")
     observer.snapshot_done(rows, time.monotonic() - started)
