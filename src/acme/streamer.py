@@ -65,6 +65,7 @@ class Streamer:
     begin: Begin | None = None
     batch_transactions: int = 0
     batch_changes: int = 0
+    # The batch's truncates; its rows are counted by the stager (`take_counts`) at the flush.
     batch_by_table: Counter[tuple[str, str]] = field(default_factory=Counter)
     batch_commit_times: list[datetime] = field(default_factory=list)
     batch_started: float = 0.0
@@ -155,10 +156,9 @@ class Streamer:
         while True:
             if assembler.begin is None and stop.is_set():
                 return True
-            message = read()
-            if message is None:
+            payload = read()
+            if payload is None:
                 return False
-            payload = message.payload
             # Rows of a transaction we already hold are not worth decoding.
             if self.skipping and payload[:1] in ROW_MESSAGE_KINDS:
                 continue
@@ -230,8 +230,6 @@ class Streamer:
         if not self.batch_changes:
             self.batch_started = time.monotonic()
         self.batch_changes += 1
-        self.batch_by_table[(warehouse_name(change.relation.namespace, change.relation.name),
-                             change.op)] += 1
         chunk = self.stager.add(change, self.begin.commit_time, self.begin.final_lsn)
         if chunk is not None:
             self._submit(self.applier.stage, chunk)
@@ -243,7 +241,6 @@ class Streamer:
             self.batch_started = time.monotonic()
         op = chr(payload[0])
         self.batch_changes += 1
-        self.batch_by_table[(warehouse_name(relation.namespace, relation.name), op)] += 1
         chunk = self.stager.add_raw(relation, op, payload, self.begin.commit_time,
                                     self.begin.final_lsn)
         if chunk is not None:
@@ -307,6 +304,7 @@ class Streamer:
         self._settle()
         for chunk in self.stager.drain():
             self._submit(self.applier.stage, chunk)
+        self.batch_by_table.update(self.stager.take_counts())
         # Even a batch of only skipped transactions moves the checkpoint, so a restart
         # resumes past them without decoding them again.
         checkpoint = Checkpoint(self.seen_end_lsn, self.seen_commit_time, self.visibility)

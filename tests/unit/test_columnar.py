@@ -3,6 +3,7 @@ reference: the same random messages staged undecoded and staged after `decode` +
 the same Arrow chunk."""
 
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,7 +57,8 @@ def random_stream(rng: random.Random, rows: int, toast: bool) -> list[bytes]:
 
 
 def stage(messages: list[bytes], chunk_rows: int, undecoded: bool):
-    """Every chunk staged from the messages, as Python rows sorted by `_seq`."""
+    """Every chunk staged from the messages, as Python rows sorted by `_seq`; the stager's
+    count of them by table and op must match them."""
     assembler = TransactionAssembler()
     stager = ChangeStager(chunk_rows)
     chunks = []
@@ -74,6 +76,8 @@ def stage(messages: list[bytes], chunk_rows: int, undecoded: bool):
                 chunks.append(stager.add(event, commit_time, 100))
     chunks += stager.drain()
     rows = [row for chunk in chunks if chunk is not None for row in chunk.rows.to_pylist()]
+    assert stager.take_counts() == Counter(("order_items", row["_op"]) for row in rows)
+    assert stager.take_counts() == Counter()  # taken: counting starts again
     return sorted(rows, key=lambda row: row["_seq"])
 
 

@@ -25,8 +25,9 @@ from acme.source.connect import DEFAULT_APPLICATION, classify_connect_error, con
 
 ASK_EVERY_SECONDS = 1.0
 DEFAULT_RECEIVE_TIMEOUT = 10.0
-_XLOG_HEADER = struct.Struct(">QQQ")  # data start, WAL end, send time
-_XLOG_DATA_AT = 1 + _XLOG_HEADER.size
+_XLOG_WAL_END = struct.Struct(">Q")  # of the header: data start, WAL end, send time
+_XLOG_WAL_END_AT = 1 + 8
+_XLOG_DATA_AT = 1 + 3 * 8
 _KEEPALIVE = struct.Struct(">QQB")  # WAL end, send time, reply requested
 _FEEDBACK = struct.Struct(">cQQQQB")
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
@@ -50,12 +51,6 @@ class SourceSystem:
 
     system_identifier: str
     database: str
-
-
-@dataclass(frozen=True)
-class WalMessage:
-    data_start: int
-    payload: bytes
 
 
 class ReplicationStream:
@@ -96,9 +91,10 @@ class ReplicationStream:
                       pq.ExecStatus.COPY_BOTH)
         self.unanswered_since = None
 
-    def read(self) -> WalMessage | None:
-        """The next data message if one has arrived, else None (never blocks). Keepalives
-        are consumed here, answered when the server asks."""
+    def read(self) -> bytes | None:
+        """The next data message's payload (a pgoutput message) if one has arrived, else None
+        (never blocks). Keepalives are consumed here, answered when the server asks. The hot
+        path of streaming: one call per row, so nothing more is built than the payload."""
         consumed = False
         while True:
             try:
@@ -116,10 +112,10 @@ class ReplicationStream:
             self.unanswered_since = None
             kind = data[0]
             if kind == 0x77:  # 'w': XLogData
-                data_start, wal_end, _ = _XLOG_HEADER.unpack_from(data, 1)
+                (wal_end,) = _XLOG_WAL_END.unpack_from(data, _XLOG_WAL_END_AT)
                 if wal_end > self.server_sent_lsn:
                     self.server_sent_lsn = wal_end
-                return WalMessage(data_start, bytes(data[_XLOG_DATA_AT:]))
+                return bytes(data[_XLOG_DATA_AT:])
             if kind == 0x6B:  # 'k': primary keepalive
                 wal_end, _, reply = _KEEPALIVE.unpack_from(data, 1)
                 self.server_sent_lsn = max(self.server_sent_lsn, wal_end)

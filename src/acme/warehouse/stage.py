@@ -11,6 +11,7 @@ payloads are kept and decoded a chunk at a time into Arrow columns (`capture.col
 others arrive decoded (`add`). Both carry `_seq` from one counter, so the merge orders them.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -130,6 +131,18 @@ class ChangeStager:
         self.tables: dict[str, _TableRows] = {}
         self.raw: dict[str, _RawRows] = {}
         self.seq = 0
+        # Row changes handed out in chunks, by (table, op), since `take_counts`: counted a
+        # chunk at a time, not a row at a time on the stream's hot path.
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def take_counts(self) -> Counter[tuple[str, str]]:
+        counts, self.counts = self.counts, Counter()
+        return counts
+
+    def _chunk(self, name: str, rows: "_TableRows | _RawRows") -> StageChunk:
+        for op, count in Counter(rows.ops).items():
+            self.counts[(name, op)] += count
+        return rows.to_chunk(name)
 
     def add(self, change: RowChange, commit_time: datetime, commit_lsn: int) -> StageChunk | None:
         name = warehouse_name(change.relation.namespace, change.relation.name)
@@ -145,7 +158,7 @@ class ChangeStager:
         rows.relations.append(change.relation)
         rows.by.append(change.relation.identity_columns if change.by_identity else None)
         if len(rows.seqs) >= self.chunk_rows:
-            return self.tables.pop(name).to_chunk(name)
+            return self._chunk(name, self.tables.pop(name))
         return None
 
     def add_raw(self, relation: Relation, op: str, payload: bytes, commit_time: datetime,
@@ -171,7 +184,7 @@ class ChangeStager:
         rows.lsns.append(commit_lsn)
         rows.payloads.append(payload)
         if len(rows.seqs) >= self.chunk_rows:
-            return self.raw.pop(name).to_chunk(name)
+            return self._chunk(name, self.raw.pop(name))
         return None
 
     def _add_decoded(self, name: str, decoded: _TableRows) -> None:
@@ -181,8 +194,8 @@ class ChangeStager:
 
     def drain(self) -> list[StageChunk]:
         """Every table's remaining rows, as chunks."""
-        chunks = [rows.to_chunk(name) for name, rows in self.raw.items()]
-        chunks += [rows.to_chunk(name) for name, rows in self.tables.items()]
+        chunks = [self._chunk(name, rows) for name, rows in self.raw.items()]
+        chunks += [self._chunk(name, rows) for name, rows in self.tables.items()]
         self.tables.clear()
         self.raw.clear()
         return chunks

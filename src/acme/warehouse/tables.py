@@ -18,6 +18,7 @@ own name and every other table `<schema>.<table>`, a name no other source table 
 """
 
 from dataclasses import dataclass
+from functools import cache
 
 from acme.capture.pgoutput import Relation
 
@@ -155,6 +156,7 @@ def copied_as_text(spec: "TableSpec", kinds: dict[str, str]) -> "TableSpec":
         for name, kind in spec.columns), spec.key)
 
 
+@cache  # asked for every streamed row
 def warehouse_name(schema: str, table: str) -> str:
     """The warehouse's name for a source table: its own name in `operations`, else
     `<schema>.<table>` (a dot or backslash inside either part escaped with a backslash, and an
