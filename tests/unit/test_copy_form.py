@@ -70,3 +70,5 @@ def test_a_date_whose_warehouse_column_is_wider_is_copied_as_text_and_cast_to_it
     assert _values(read, batch, kinds) == [("1", "0044-03-15 (BC) 00:00:00"),
                                            ("2", "infinity")]
     assert copied_as_text(spec, dict(spec.columns)) == spec  # same type: split as usual
+    zoned = TableSpec("t", (("id", "BIGINT"), ("tz", "TIMESTAMPTZ")), ("id",))
+    assert copied_as_text(zoned, {"id": "BIGINT", "tz": "TIMESTAMP WITH TIME ZONE"}) == zoned

@@ -9,7 +9,9 @@ PostgreSQL's own text (exact, whatever the value):
   included (PostgreSQL's `... BC` is rewritten to DuckDB's `(BC)` form before the cast);
 - everything else (text, varchar, interval, jsonb, bytea, arrays, ...) -> VARCHAR, as text.
 Streamed values arrive as PostgreSQL text and copied values (`text_columns`) as their text too,
-cast by the same `cast_sql`, so a value reads the same whichever path brought it. A value a
+cast by the same `cast_sql`, so a value reads the same whichever path brought it; only values
+both DuckDB and the copy's driver read exactly are copied as binary (integers, booleans,
+floats, and dates and timestamps in range: `split_columns`). A value a
 column still cannot hold (numeric(p,s)'s NaN; a timestamp past DuckDB's year 294247) is found
 by `try_cast_sql` before anything is written, and stops sync with one line.
 
@@ -151,9 +153,10 @@ def copied_values_sql(spec: "TableSpec", kinds: dict[str, str] | None = None) ->
 def copied_as_text(spec: "TableSpec", kinds: dict[str, str]) -> "TableSpec":
     """The table as a copy reads it into columns of other `kinds`: a date or timestamp whose
     column has another type there comes as its text, cast to that type."""
+    split = split_columns(spec)
     return TableSpec(spec.name, tuple(
-        (name, "VARCHAR" if name in split_columns(spec) and kinds[name] != kind else kind)
-        for name, kind in spec.columns), spec.key)
+        (name, "VARCHAR" if name in split and _binary_range(kinds[name]) != _binary_range(kind)
+         else kind) for name, kind in spec.columns), spec.key)
 
 
 @cache  # asked for every streamed row
