@@ -123,7 +123,6 @@ class BatchApplier:
         self.applied = 0
         self.was_stopped = read_stopped(self.db) is not None  # cleared by the next commit
         self.big = False  # the open batch runs as a big one (BIG_BATCH_ROWS)
-        self.staging = False  # chunks are being staged on one thread
         # The open batch's chunks as staged, with the table each went to (KEPT_ROWS); None
         # once there were too many to keep.
         self.kept: list[tuple[TableSpec, pa.Table]] | None = []
@@ -149,10 +148,6 @@ class BatchApplier:
         columns = [rows.column(name) if name in rows.column_names
                    else pa.nulls(rows.num_rows, pa.string()) for name in names]
         table = pa.table(columns, names=names)
-        if not self.staging:  # on one thread until the merge: DuckDB's parallel append of
-            # an Arrow table took 1.5 to 1.9 times as long on two, from 1,000 to 50,000 rows
-            self.db.execute("SET threads = 1")
-            self.staging = True
         self.db.from_arrow(table).insert_into(stage_table(spec))
         staged.rows += chunk.rows.num_rows
         if self.kept is not None:
@@ -268,17 +263,10 @@ class BatchApplier:
             except duckdb.TransactionException:
                 pass  # a COMMIT that failed (disk full) has already rolled back
         try:
-            self._end_staging()
             self._end_big()
-        except duckdb.Error:  # an invalidated connection: the warehouse reopens it with its
-            self.big = False  # settings
+        except duckdb.Error:
+            pass  # an invalidated connection: the warehouse reopens it with its settings
         self.tables = self.warehouse.tables()  # DDL of the failed batch was rolled back
-
-    def _end_staging(self) -> None:
-        if self.staging:
-            self.staging = False
-            if not self.big:  # a big batch keeps one thread to its end
-                self.db.execute("RESET threads")
 
     def _end_big(self) -> None:
         if self.big:
@@ -367,7 +355,6 @@ class BatchApplier:
 
     def _merge(self) -> None:
         """Merge everything staged so far into history, current and the report state."""
-        self._end_staging()
         if not self.staged:
             return
         try:
