@@ -1,6 +1,7 @@
 """Shared by the benchmark scripts: a private seeded source, timing, and the results file."""
 
 import json
+import math
 import resource
 import tempfile
 import time
@@ -49,8 +50,10 @@ def peak_rss_mb() -> float:
 
 
 def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile: the smallest value at least `fraction` of the values are
+    at or below (p99 of 100 values is the 99th smallest, of fewer than 100 the largest)."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+    return ordered[max(0, math.ceil(round(fraction * len(ordered), 9)) - 1)]
 
 
 def report(name: str, rows: list[tuple[str, float, float | None, str]], extra: dict) -> None:

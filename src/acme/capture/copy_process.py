@@ -78,6 +78,7 @@ class ParallelCopy:
         if self.process.poll() is None:
             self.process.kill()  # its connections end with it
         self.process.wait()
+        self.process.stdin.close()  # still open when closed before `start`
         self.process.stdout.close()
 
     def _expect(self, kind: bytes) -> None:
