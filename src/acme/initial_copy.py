@@ -151,8 +151,7 @@ def _copy(warehouse: Warehouse, options: SyncOptions, identity: SourceIdentity,
 
 def _snapshot(conn: psycopg.Connection, copy: ParallelCopy, warehouse: Warehouse,
               options: SyncOptions, identity: SourceIdentity, exported: CreatedSlot | None,
-              slot_lsn: int,
-              valid_from: datetime | None, observer: SyncObserver) -> None:
+              slot_lsn: int, valid_from: datetime | None, observer: SyncObserver) -> None:
     """Copy every published table; the hand-off checkpoint, the source identity and the slot
     position the warehouse starts from commit with the last of it."""
     started = time.monotonic()
