@@ -16,13 +16,9 @@ lake is append-only. Given the checkpoint LSN a lake table last recorded:
 from datetime import timedelta
 
 from acme.warehouse.store import CLOSED, OPEN
-from acme.warehouse.tables import TableSpec, key_list, quote
+from acme.warehouse.tables import TableSpec, column_list, key_list, key_match, quote
 
 CLOSE_MARGIN = timedelta(minutes=5)
-
-
-def _key_match(spec: TableSpec, left: str, right: str) -> str:
-    return " AND ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in spec.key)
 
 
 def closed_without_successor_sql(spec: TableSpec, bounded: bool) -> str:
@@ -35,7 +31,7 @@ def closed_without_successor_sql(spec: TableSpec, bounded: bool) -> str:
     closed, open_versions = f"{CLOSED}.{quote(spec.name)}", f"{OPEN}.{quote(spec.name)}"
     low = " AND _valid_to >= $low" if bounded else ""
     low_next = " AND n._valid_from >= $low" if bounded else ""
-    successor = f"n._valid_from = c._valid_to AND {_key_match(spec, 'n', 'c')}{low_next}"
+    successor = f"n._valid_from = c._valid_to AND {key_match(spec, 'n', 'c')}{low_next}"
     return f"""
         SELECT {key_list(spec, 'c')}, c._valid_to AS _valid_from
         FROM (SELECT rowid AS _row, {key_list(spec)}, _valid_to FROM {closed}
@@ -49,7 +45,7 @@ def events_sql(spec: TableSpec, first: bool) -> str:
     else `_lsn >= $since`) and the tombstones registered as `new_tombstones`, whose `_lsn`
     is `$checkpoint` (the checkpoint that holds them)."""
     history = f"history.{quote(spec.name)}"
-    columns = ", ".join(quote(name) for name in spec.column_names)
+    columns = column_list(spec)
     blanks = ", ".join(f"t.{quote(name)}" if name in spec.key else
                        f"CAST(NULL AS {kind}) AS {quote(name)}" for name, kind in spec.columns)
     where = "" if first else "WHERE _op <> 'snapshot' AND _lsn >= $since"

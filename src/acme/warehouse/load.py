@@ -33,7 +33,14 @@ from acme.capture.snapshot import CopiedBatch
 from acme.warehouse.cluster import order_scattered
 from acme.warehouse.merge import literal, unstorable_error, unstorable_sql
 from acme.warehouse.store import OPEN, Warehouse
-from acme.warehouse.tables import TableSpec, copied_values_sql, quote, split_columns, text_columns
+from acme.warehouse.tables import (
+    TableSpec,
+    column_list,
+    copied_values_sql,
+    quote,
+    split_columns,
+    text_columns,
+)
 
 BATCH_NAME = "snapshot_raw"
 WRITERS = 2
@@ -54,9 +61,8 @@ def versions_sql(spec: TableSpec, valid_from: datetime, lsn: int) -> str:
     NULL, which `history` reads as 'snapshot' (`store.create_views`): writing that constant
     string on every row took DuckDB a quarter of the copy's writing."""
     since = f"CAST({literal(valid_from.isoformat())} AS TIMESTAMPTZ)"
-    columns = ", ".join(quote(name) for name in spec.column_names)
     return f"""
-        INSERT INTO {OPEN}.{quote(spec.name)} ({columns}, _valid_from, _lsn)
+        INSERT INTO {OPEN}.{quote(spec.name)} ({column_list(spec)}, _valid_from, _lsn)
         SELECT {', '.join(copied_values_sql(spec))}, {since}, {int(lsn)}
         FROM {BATCH_NAME}"""
 

@@ -24,7 +24,15 @@ size fits.
 from acme.errors import UnstorableValue
 from acme.lsn import format_lsn
 from acme.warehouse.store import CLOSED, OPEN
-from acme.warehouse.tables import TableSpec, cast_sql, key_list, quote, try_cast_sql
+from acme.warehouse.tables import (
+    TableSpec,
+    cast_sql,
+    column_list,
+    key_list,
+    key_match,
+    quote,
+    try_cast_sql,
+)
 
 VERSION_OP = "CASE _op WHEN 'I' THEN 'insert' ELSE 'update' END"
 STAGE_BOOKKEEPING = (("_seq", "BIGINT"), ("_op", "VARCHAR"), ("_commit_ts", "TIMESTAMPTZ"),
@@ -45,14 +53,6 @@ def net_table(spec: TableSpec) -> str:
 
 def before_table(spec: TableSpec) -> str:
     return quote(f"before_{spec.name}")
-
-
-def key_match(spec: TableSpec, left: str, right: str) -> str:
-    return " AND ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in spec.key)
-
-
-def _columns(spec: TableSpec) -> str:
-    return ", ".join(quote(name) for name in spec.column_names)
 
 
 def create_stage_sql(spec: TableSpec) -> str:
@@ -281,7 +281,7 @@ def merge_sql(spec: TableSpec) -> tuple[str, str, str]:
     the count)."""
     table = quote(spec.name)
     net, before = net_table(spec), before_table(spec)
-    keys, columns = key_list(spec), _columns(spec)
+    keys, columns = key_list(spec), column_list(spec)
     return (
         # least(): a transaction still committing when the copy's snapshot was taken is
         # streamed, yet its commit time can precede the snapshot's time; the copied version
@@ -310,7 +310,7 @@ def close_open_sql(spec: TableSpec, at: str, where: str = "true") -> tuple[str, 
     """Every open version (`t`) matching `where` ends at `at` (SQL for a time): it moves to the
     closed versions (its start moved back to `at` if later), then leaves the open ones
     (returns the count)."""
-    table, columns = quote(spec.name), _columns(spec)
+    table, columns = quote(spec.name), column_list(spec)
     return (f"""
         INSERT INTO {CLOSED}.{table} ({columns}, _valid_from, _valid_to, _op, _lsn)
         SELECT {columns}, least(_valid_from, {at}), {at}, _op, _lsn

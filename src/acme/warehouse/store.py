@@ -35,7 +35,7 @@ from acme.capture.visibility import SnapshotVisibility
 from acme.errors import WarehouseError
 from acme.warehouse.ownership import SourceIdentity
 from acme.warehouse.stopped import STOPPED_DDL
-from acme.warehouse.tables import TableSpec, quote
+from acme.warehouse.tables import TableSpec, column_list, quote
 
 OPEN, CLOSED = "open_versions", "closed_versions"
 BOOTSTRAP = [
@@ -288,7 +288,7 @@ def read_spec(db: duckdb.DuckDBPyConnection, name: str, key: tuple[str, ...]) ->
 def create_views(db: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
     """(Re)create `history.<table>` and `current.<table>` over the versions: after any change
     of the columns, as DuckDB refuses a view whose columns changed under it."""
-    name, columns = quote(spec.name), ", ".join(quote(c) for c in spec.column_names)
+    name, columns = quote(spec.name), column_list(spec)
     op = f"coalesce(_op, {SNAPSHOT_OP}) AS _op"
     db.execute(f"""CREATE OR REPLACE VIEW history.{name} AS
                    SELECT {columns}, _valid_from, _valid_to, {op}, _lsn FROM {CLOSED}.{name}

@@ -62,11 +62,12 @@ _DATETIME = frozenset({"DATE", "TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP WITH TIME 
 # exactly: any finite date, and a finite timestamp up to DuckDB's last one (where the driver's
 # microseconds since 1970 end too). Infinities and later timestamps come as their text.
 _LAST_TIMESTAMP = "294247-01-10 04:00:54.775806"
+_ZONED_RANGE = f"isfinite({{0}}) AND {{0}} <= '{_LAST_TIMESTAMP}+00'::timestamptz"
 _BINARY_RANGES = {
     "DATE": "isfinite({0})",
     "TIMESTAMP": f"isfinite({{0}}) AND {{0}} <= '{_LAST_TIMESTAMP}'::timestamp",
-    "TIMESTAMPTZ": f"isfinite({{0}}) AND {{0}} <= '{_LAST_TIMESTAMP}+00'::timestamptz",
-    "TIMESTAMP WITH TIME ZONE": f"isfinite({{0}}) AND {{0}} <= '{_LAST_TIMESTAMP}+00'::timestamptz",
+    "TIMESTAMPTZ": _ZONED_RANGE,
+    "TIMESTAMP WITH TIME ZONE": _ZONED_RANGE,
 }
 
 
@@ -176,6 +177,16 @@ def warehouse_name(schema: str, table: str) -> str:
 
 def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
+
+
+def column_list(spec: "TableSpec") -> str:
+    """SQL: the table's source columns, comma separated."""
+    return ", ".join(quote(name) for name in spec.column_names)
+
+
+def key_match(spec: "TableSpec", left: str, right: str) -> str:
+    """SQL: the key columns of `left` equal those of `right`."""
+    return " AND ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in spec.key)
 
 
 def key_list(spec: "TableSpec", alias: str = "") -> str:
