@@ -29,7 +29,7 @@ from datetime import datetime
 
 import duckdb
 
-from acme.capture.snapshot import CopiedBatch
+from acme.capture.copy_readers import CopiedBatch
 from acme.warehouse.cluster import order_scattered
 from acme.warehouse.merge import literal, unstorable_error, unstorable_sql
 from acme.warehouse.store import OPEN, Warehouse

@@ -1,0 +1,223 @@
+"""The initial copy's readers: the child process of `copy_process.ParallelCopy`.
+
+ADBC's PostgreSQL driver runs a binary COPY and builds typed Arrow arrays in C++. Several
+connections import the same exported snapshot and share the work: each query (a table, or a
+range of its blocks: `snapshot.plan_parts`) goes to whichever connection is free, largest
+first; batches are bounded (the driver's hint) and a bounded queue hands them on, so memory
+stays flat whatever the table size.
+
+This module is the child's whole program (`python -m acme.capture.copy_readers`), so it
+imports only what reading needs: the parent plans the queries and builds the connection
+string, and the child starts its copy about 0.2 s sooner than with psycopg and pydantic
+loaded too. It answers on stdout with length-prefixed messages; each batch is one Arrow IPC
+stream, so at most a pipe's worth and the readers' bounded queue are in flight. An error of
+ours reaches the parent as the same exception; a driver's error as `SourceUnreachable` (the
+copy is redone).
+"""
+
+import os
+import pickle
+import queue
+import struct
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import adbc_driver_postgresql.dbapi as adbc
+import pyarrow as pa
+
+from acme.errors import AcmeError, SourceUnreachable
+
+BATCH_BYTES = 16 << 20
+QUEUED_BATCHES_PER_CONNECTION = 2
+_DONE = object()
+
+READY, BATCH, DONE, ERROR = b"R", b"B", b"D", b"E"
+# A message is its length, then its kind padded to 8 bytes, so that a batch's Arrow buffers
+# keep their 8-byte alignment (DuckDB's Arrow scan copies, and warns about, misaligned ones).
+LENGTH = struct.Struct("<Q")
+KIND_BYTES = 8
+TABLE_KEY, READER_KEY = b"acme.table", b"acme.reader"
+
+
+@dataclass(frozen=True)
+class CopyQuery:
+    table: str  # the warehouse table its rows go to
+    sql: str
+
+
+@dataclass(frozen=True)
+class CopyWork:
+    """What the parent asks of the child."""
+
+    conninfo: str
+    source: str  # the DSN as errors show it (password masked)
+    snapshot_name: str
+    queries: list[CopyQuery]  # largest first
+    connections: int
+
+
+@dataclass(frozen=True)
+class CopiedBatch:
+    table: str
+    batch: pa.RecordBatch
+    reader: int = 0  # the connection that read it: its batches follow the table's pages
+
+
+class CopyReaders:
+    """Connections inside the exported snapshot, reading the queries as Arrow batches.
+
+    Iterating yields each query's batches (queries interleave); closing stops the readers and
+    ends their transactions. Use it as a context manager.
+    """
+
+    def __init__(self, work: CopyWork):
+        self.source = work.source
+        self.queries: queue.SimpleQueue[CopyQuery] = queue.SimpleQueue()
+        for query in work.queries:
+            self.queries.put(query)
+        count = max(1, min(work.connections, len(work.queries)))
+        self.batches: queue.Queue = queue.Queue(maxsize=count * QUEUED_BATCHES_PER_CONNECTION)
+        self.stopping = threading.Event()
+        self.lost = threading.Event()  # a reader failed: the copy will be redone
+        self.connections: list[adbc.Connection] = []
+        try:
+            for _ in range(count):
+                self.connections.append(_snapshot_connection(work))
+        except BaseException:
+            self._close_connections()
+            raise
+        self.threads = [threading.Thread(target=self._read, args=(conn, number), daemon=True,
+                                         name=f"snapshot-reader-{number}")
+                        for number, conn in enumerate(self.connections)]
+        for thread in self.threads:
+            thread.start()
+
+    def __enter__(self) -> "CopyReaders":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[CopiedBatch]:
+        running = len(self.threads)
+        while running:
+            item = self.batches.get()
+            if item is _DONE:
+                running -= 1
+            elif isinstance(item, adbc.Error | OSError | pa.ArrowException):
+                # A dropped (or, through the TCP timeouts, silently dead) copy connection:
+                # worth copying again.
+                lines = [line.strip() for line in str(item).splitlines() if line.strip()]
+                raise SourceUnreachable(
+                    f"copy connection to {self.source} lost: "
+                    f"{lines[0] if lines else type(item).__name__}") from None
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+
+    def _read(self, conn: adbc.Connection, reader: int) -> None:
+        try:
+            with conn.cursor() as cursor:
+                cursor.adbc_statement.set_options(
+                    **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
+                # No new query once another reader failed: its connection may be cut too, and
+                # the ADBC driver (1.8) aborts its process on a query started over a dead one.
+                while not self.stopping.is_set() and not self.lost.is_set():
+                    try:
+                        query = self.queries.get_nowait()
+                    except queue.Empty:
+                        break
+                    cursor.execute(query.sql)
+                    for batch in cursor.fetch_record_batch():
+                        if not self._hand_over(CopiedBatch(query.table, _plain(batch), reader)):
+                            return
+            self._hand_over(_DONE)
+        except BaseException as error:  # handed to the consumer
+            self.lost.set()
+            self._hand_over(error)
+
+    def _hand_over(self, item) -> bool:
+        """Queue an item for the consumer unless the copy is being closed."""
+        while not self.stopping.is_set():
+            try:
+                self.batches.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def close(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join()
+        self._close_connections()
+
+    def _close_connections(self) -> None:
+        # Closed without a COMMIT: their transactions only read, and the ADBC driver (1.8)
+        # aborts its process on a query sent over a connection that was reset.
+        for conn in self.connections:
+            conn.close()
+
+
+def _snapshot_connection(work: CopyWork) -> adbc.Connection:
+    """An ADBC connection in a read-only transaction that imported the snapshot."""
+    try:
+        conn = adbc.connect(work.conninfo, autocommit=True)
+    except adbc.Error as error:
+        raise SourceUnreachable(f"cannot open the copy connection to {work.source}: "
+                                f"{str(error).splitlines()[0]}") from None
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            cursor.execute(f"SET TRANSACTION SNAPSHOT '{work.snapshot_name}'")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Opaque (extension) columns such as numeric as their text."""
+    arrays = [column.storage if isinstance(column, pa.ExtensionArray) else column
+              for column in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def send(out: BinaryIO, kind: bytes, *payload: bytes | pa.Buffer) -> None:
+    size = KIND_BYTES + sum(len(part) for part in payload)
+    out.write(LENGTH.pack(size) + kind.ljust(KIND_BYTES, b"\0"))
+    for part in payload:
+        out.write(part)
+    out.flush()
+
+
+def serve(out: BinaryIO) -> None:
+    """The child: read its work from stdin, send the batches to `out`."""
+    work: CopyWork = pickle.load(sys.stdin.buffer)
+    try:
+        with CopyReaders(work) as readers:
+            send(out, READY)
+            for copied in readers:
+                batch = copied.batch.replace_schema_metadata(
+                    {TABLE_KEY: copied.table.encode(), READER_KEY: str(copied.reader).encode()})
+                sink = pa.BufferOutputStream()
+                with pa.ipc.new_stream(sink, batch.schema) as stream:
+                    stream.write_batch(batch)
+                send(out, BATCH, sink.getvalue())
+        send(out, DONE)
+    except BaseException as error:  # noqa: BLE001 -- every failure goes to the parent
+        if not isinstance(error, AcmeError):  # a driver's error: the copy is redone
+            lines = str(error).strip().splitlines() or [type(error).__name__]
+            error = SourceUnreachable(f"copy connection to {work.source} lost: {lines[0]}")
+        send(out, ERROR, pickle.dumps(error))
+
+
+if __name__ == "__main__":
+    # The messages get stdout to themselves: anything else printed goes to stderr.
+    messages = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    serve(messages)
