@@ -70,8 +70,8 @@ class ParallelCopy:
         self.close()
 
     def __iter__(self) -> Iterator[CopiedBatch]:
-        while (message := self._receive())[0] == BATCH:
-            batch = pa.ipc.open_stream(message[1]).read_next_batch()
+        while (message := self._receive())[:1] == BATCH:
+            batch = pa.ipc.open_stream(memoryview(message)[KIND_BYTES:]).read_next_batch()
             metadata = batch.schema.metadata
             yield CopiedBatch(metadata[TABLE_KEY].decode(), batch.replace_schema_metadata(None),
                               int(metadata[READER_KEY]))
@@ -87,27 +87,24 @@ class ParallelCopy:
     def _expect(self, kind: bytes) -> None:
         self._check(self._receive(), kind)
 
-    def _receive(self) -> tuple[bytes, pa.Buffer]:
-        """The next message's kind and body. Its memory comes from Arrow's pool: a batch is
-        read where it lies, and the pool hands back pages of batches already loaded, where a
-        new zero-filled `bytearray` per batch cost a fifth of a core for the copy."""
-        header = _read_exactly(self.process.stdout, pa.allocate_buffer(LENGTH.size))
+    def _receive(self) -> bytearray:
+        header = _read_exactly(self.process.stdout, bytearray(LENGTH.size))
         message = header and _read_exactly(self.process.stdout,
-                                           pa.allocate_buffer(LENGTH.unpack(header)[0]))
+                                           bytearray(LENGTH.unpack(header)[0]))
         if message is None:
             raise SourceUnreachable(
                 f"copy connection to {self.source} lost: the copy process ended "
                 f"(exit code {self.process.wait()})")
-        return message[:1].to_pybytes(), message.slice(KIND_BYTES)
+        return message
 
-    def _check(self, message: tuple[bytes, pa.Buffer], kind: bytes) -> None:
-        if message[0] == ERROR:
-            raise pickle.loads(message[1])
-        if message[0] != kind:
-            raise RuntimeError(f"unexpected message from the copy process: {message[0]!r}")
+    def _check(self, message: bytearray, kind: bytes) -> None:
+        if message[:1] == ERROR:
+            raise pickle.loads(message[KIND_BYTES:])
+        if message[:1] != kind:
+            raise RuntimeError(f"unexpected message from the copy process: {message[:1]!r}")
 
 
-def _read_exactly(stream: BinaryIO, buffer: pa.Buffer) -> pa.Buffer | None:
+def _read_exactly(stream: BinaryIO, buffer: bytearray) -> bytearray | None:
     """Fill the buffer from the stream; None if the stream ends first."""
     view, filled = memoryview(buffer), 0
     while filled < len(buffer):
