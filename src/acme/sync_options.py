@@ -15,7 +15,11 @@ class SyncOptions:
     publication: str = "cdc_publication"
     once: bool = False
     create_slot: bool = True
-    batch_changes: int = 100_000  # a batch is also due, at a commit, whenever the apply is idle
+    # A batch is due at the first commit past this many changes, or whenever the apply is idle.
+    # Only a backlog fills one: there 250,000 applied 1,000-row transactions some 15% faster
+    # than 100,000, the fixed costs of a batch (its statements' planning, its commit) being
+    # paid over more changes.
+    batch_changes: int = 250_000
     snapshot_connections: int = 2
     classification: StatusClassification = StatusClassification()
     application_name: str = "acme sync"

@@ -76,10 +76,10 @@ KEYS_PER_PART = 2_000_000
 ONE_WINDOW_ROWS = 50_000
 # A batch of at most this many staged rows keeps its chunks (Arrow) until it ends, and looks in
 # them for a value its column cannot hold only once a statement failed: a look before every
-# merge cost some 4 ms a table, mostly DuckDB's planning, and 40 ms for 100,000 rows (a batch
-# of the default size, `SyncOptions.batch_changes`). Such a batch keeps some 20 MB. A larger
-# batch keeps nothing and looks first.
-KEPT_ROWS = 200_000
+# merge cost some 4 ms a table, mostly DuckDB's planning, and 40 ms for 100,000 rows. A batch
+# of the default size (`SyncOptions.batch_changes`) and the transaction that ends it keep some
+# 30 MB. A larger batch keeps nothing and looks first.
+KEPT_ROWS = 300_000
 # The versions a batch appends hold the keys it touched, scattered over the key range, so a
 # table streamed into drifts out of the key order the first sync left (`cluster.py`). A batch
 # looks every this many seconds (the first one at once, for a warehouse that drifted before a
