@@ -43,7 +43,7 @@ from acme.source.connect import DEFAULT_APPLICATION, conninfo
 class ParallelCopy:
     """Several connections inside the exported snapshot, reading the parts as Arrow batches
     in a child process. The child is started at once: loading its modules takes it some
-    0.15 s, which overlaps whatever the caller does (such as creating the slot) until `start`
+    0.16 s, which overlaps whatever the caller does (such as creating the slot) until `start`
     gives it the work. Iterating yields each part's batches (parts interleave); closing stops
     the child. Use it as a context manager."""
 

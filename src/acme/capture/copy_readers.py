@@ -187,7 +187,7 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
-def send(out: BinaryIO, kind: bytes, *payload: bytes | pa.Buffer) -> None:
+def _send(out: BinaryIO, kind: bytes, *payload: bytes | pa.Buffer) -> None:
     size = KIND_BYTES + sum(len(part) for part in payload)
     out.write(LENGTH.pack(size) + kind.ljust(KIND_BYTES, b"\0"))
     for part in payload:
@@ -200,20 +200,20 @@ def serve(out: BinaryIO) -> None:
     work: CopyWork = pickle.load(sys.stdin.buffer)
     try:
         with CopyReaders(work) as readers:
-            send(out, READY)
+            _send(out, READY)
             for copied in readers:
                 batch = copied.batch.replace_schema_metadata(
                     {TABLE_KEY: copied.table.encode(), READER_KEY: str(copied.reader).encode()})
                 sink = pa.BufferOutputStream()
                 with pa.ipc.new_stream(sink, batch.schema) as stream:
                     stream.write_batch(batch)
-                send(out, BATCH, sink.getvalue())
-        send(out, DONE)
+                _send(out, BATCH, sink.getvalue())
+        _send(out, DONE)
     except BaseException as error:  # noqa: BLE001 -- every failure goes to the parent
         if not isinstance(error, AcmeError):  # a driver's error: the copy is redone
             lines = str(error).strip().splitlines() or [type(error).__name__]
             error = SourceUnreachable(f"copy connection to {work.source} lost: {lines[0]}")
-        send(out, ERROR, pickle.dumps(error))
+        _send(out, ERROR, pickle.dumps(error))
 
 
 if __name__ == "__main__":
