@@ -337,3 +337,45 @@ def test_a_table_gone_scattered_is_rewritten_in_key_order_by_the_next_batch(ware
     assert groups_read_per_key(warehouse.db, PRODUCTS_SPEC) == pytest.approx(1.0, abs=0.2)
     assert history(warehouse, 5) == [("p5", at(1), at(2), "insert"), ("e", at(2), None, "update")]
     assert warehouse.db.execute("SELECT count(*) FROM current.products").fetchone()[0] == rows + 1
+
+
+def test_chunks_read_in_place_and_chunks_appended_to_a_table_apply_alike(tmp_path, monkeypatch):
+    """A batch that keeps its chunks reads them where they lie (its stage a view over them)
+    until one needs the stage changed (an unchanged TOAST value) or the batch stops keeping
+    them: the stage then becomes a table holding them."""
+    wider = Relation(1, "operations", "products", "d",
+                     PRODUCTS.columns + (Column("barcode", 1043, -1, False),))
+    toast = RowChange(PRODUCTS, "U",
+                      ("2", UNCHANGED, "3.00", "2026-01-01 10:00:00", "2026-02-03", "t"))
+    plain = [txn(1, row(1, "a"), row(2, "b"), row(3, "c")), txn(2, upd(1, "a2"), dele(3))]
+    changing = [txn(3, toast, row(4, "d")), txn(4, TableTruncate((PRODUCTS,)), row(5, "e"))]
+    widened = [txn(5, RowChange(wider, "I", (*row(6, "f").row, "123")), upd(5, "e2"))]
+    histories, in_place = [], []
+    for kept_rows in (300_000, 0):
+        monkeypatch.setattr("acme.warehouse.apply.KEPT_ROWS", kept_rows)
+        store = Warehouse.open(tmp_path / f"kept-{kept_rows}.duckdb")
+        try:
+            applier = BatchApplier(store, StatusClassification())
+            stager = ChangeStager(2)
+            for second, changes in plain:
+                for change in changes:
+                    if (chunk := stager.add(change, at(second), second * 100)) is not None:
+                        applier.stage(chunk)
+            in_place.append(store.db.execute(
+                "SELECT count(*) FROM duckdb_views() WHERE view_name = 'rows_products'"
+            ).fetchone()[0])
+            for chunk in stager.drain():
+                applier.stage(chunk)
+            applier.commit(Checkpoint(210, at(2), None))
+            apply(store, *changing)
+            apply(store, *widened)
+            histories.append(store.db.execute(
+                "SELECT product_id, product_name, barcode, _valid_from, _valid_to, _op "
+                "FROM history.products ORDER BY ALL").fetchall())
+        finally:
+            store.close()
+    assert in_place == [1, 0]
+    assert histories[0] == histories[1]
+    assert [(r[0], r[1], r[2]) for r in histories[0] if r[4] is None] == [(5, "e2", None),
+                                                                          (6, "f", "123")]
+    assert ("b", at(3)) in [(r[1], r[3]) for r in histories[0] if r[0] == 2]  # TOAST kept b
