@@ -137,7 +137,7 @@ class BatchApplier:
         # once there were too many to keep.
         self.kept: list[tuple[TableSpec, pa.Table]] | None = []
         self.order_check_at = time.monotonic()
-        self.registered = 0  # chunks registered so far: their names
+        self.registered = 0  # chunks registered so far, which names the next
 
     def stage(self, chunk: StageChunk) -> None:
         """Add a chunk of row changes to the open batch."""
@@ -191,9 +191,9 @@ class BatchApplier:
 
     def _add_chunk(self, staged: _Staged, table: pa.Table) -> None:
         """Register the chunk and make the stage a view over its chunks."""
-        name = quote(f"_acme_chunk_{self.registered}")
+        name = f"_acme_chunk_{self.registered}"
         self.registered += 1
-        self.db.register(name.strip('"'), table)
+        self.db.register(name, table)
         staged.chunks.append(name)
         chunks = " UNION ALL ".join(f"SELECT * FROM {chunk}" for chunk in staged.chunks)
         self.db.execute(f"CREATE OR REPLACE TEMP VIEW {stage_table(staged.spec)} AS {chunks}")
@@ -212,7 +212,7 @@ class BatchApplier:
 
     def _unregister(self, staged: _Staged) -> None:
         for chunk in staged.chunks:
-            self.db.unregister(chunk.strip('"'))
+            self.db.unregister(chunk)
         staged.chunks = []
 
     def truncate(self, relations: tuple[Relation, ...], commit_time: datetime,
