@@ -340,9 +340,9 @@ def test_a_table_gone_scattered_is_rewritten_in_key_order_by_the_next_batch(ware
 
 
 def test_chunks_read_in_place_and_chunks_appended_to_a_table_apply_alike(tmp_path, monkeypatch):
-    """A batch that keeps its chunks reads them where they lie (its stage a view over them)
-    until one needs the stage changed (an unchanged TOAST value) or the batch stops keeping
-    them: the stage then becomes a table holding them."""
+    """A batch that keeps its large chunks reads them where they lie (its stage a view over
+    them) until one needs the stage changed (an unchanged TOAST value) or the batch stops
+    keeping them: the stage then becomes a table holding them."""
     wider = Relation(1, "operations", "products", "d",
                      PRODUCTS.columns + (Column("barcode", 1043, -1, False),))
     toast = RowChange(PRODUCTS, "U",
@@ -350,6 +350,7 @@ def test_chunks_read_in_place_and_chunks_appended_to_a_table_apply_alike(tmp_pat
     plain = [txn(1, row(1, "a"), row(2, "b"), row(3, "c")), txn(2, upd(1, "a2"), dele(3))]
     changing = [txn(3, toast, row(4, "d")), txn(4, TableTruncate((PRODUCTS,)), row(5, "e"))]
     widened = [txn(5, RowChange(wider, "I", (*row(6, "f").row, "123")), upd(5, "e2"))]
+    monkeypatch.setattr("acme.warehouse.apply.IN_PLACE_ROWS", 1)  # chunks of two rows here
     histories, in_place = [], []
     for kept_rows in (300_000, 0):
         monkeypatch.setattr("acme.warehouse.apply.KEPT_ROWS", kept_rows)
