@@ -151,7 +151,8 @@ class BatchApplier:
         self._begin()
         spec = self._spec_for(chunk.relations)
         unchanged, by = chunk.rows.column("_unchanged"), chunk.rows.column("_by")
-        changes_stage = unchanged.null_count < len(unchanged) or by.null_count < len(by)
+        has_unchanged, by_identity = unchanged.null_count < len(unchanged), by.null_count < len(by)
+        changes_stage = has_unchanged or by_identity
         staged = self.staged.get(spec.name)
         if staged is None:
             staged = self.staged[spec.name] = _Staged(spec)
@@ -192,8 +193,8 @@ class BatchApplier:
             self.db.execute("SET threads = 1")
             self.db.execute("SET allocator_background_threads = true")
             self.db.execute(f"SET memory_limit = '{self.big_batch_memory}'")
-        staged.has_unchanged |= unchanged.null_count < len(unchanged)
-        if by.null_count < len(by):
+        staged.has_unchanged |= has_unchanged
+        if by_identity:
             staged.identities.update(tuple(names) for names in by.to_pylist() if names)
 
     def _add_chunk(self, staged: _Staged, table: pa.Table) -> None:
