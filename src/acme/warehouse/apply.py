@@ -1,8 +1,8 @@
 """Micro-batch apply: staged row changes -> one DuckDB transaction (data + state + checkpoint).
 
-Chunks of row changes are staged into per-table temp tables as they arrive, inside the batch's
-DuckDB transaction, so neither a large batch nor a large source transaction is ever held in
-Python (DuckDB spills beyond its memory limit). At the batch's end the stages are merged
+Chunks of row changes are staged per table as they arrive (`table_stage.py`), inside the
+batch's DuckDB transaction, so neither a large batch nor a large source transaction is ever
+held in Python (DuckDB spills beyond its memory limit). At the batch's end the stages are merged
 set-based (`merge.py`), the report state takes the batch's boundaries (`report_state.py`), the
 row counters move, and the checkpoint is written: all in one commit, so a crash leaves all of
 a batch or none of it. A TRUNCATE first merges what was staged before it.
@@ -12,7 +12,6 @@ One thread owns an applier: DuckDB transactions belong to a connection.
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -31,7 +30,6 @@ from acme.warehouse.merge import (
     before_sql,
     before_table,
     context_sql,
-    create_stage_sql,
     find_key_sql,
     key_change_carry_sql,
     merge_sql,
@@ -47,7 +45,8 @@ from acme.warehouse.report_state import ReportState
 from acme.warehouse.stage import StageChunk
 from acme.warehouse.stopped import clear_stopped, read_stopped
 from acme.warehouse.store import MEMORY_LIMIT, Checkpoint, Warehouse
-from acme.warehouse.tables import TableSpec, quote, warehouse_name
+from acme.warehouse.table_stage import TableStage
+from acme.warehouse.tables import TableSpec, warehouse_name
 
 T = TypeVar("T")
 # A batch of this many staged rows or more runs on one DuckDB thread, with a little more memory:
@@ -80,11 +79,12 @@ ONE_WINDOW_ROWS = 50_000
 # of the default size (`SyncOptions.batch_changes`) and the transaction that ends it keep some
 # 30 MB. A larger batch keeps nothing and looks first.
 KEPT_ROWS = 300_000
-# A stage whose first chunk holds at least this many rows (a backlog: the stager hands out
-# full chunks) reads its chunks where they lie (`_Staged.chunks`). Smaller chunks are appended
-# to a table: every statement reading a view over registered chunks sets up their scans,
-# which cost a batch of a few hundred rows more than appending saved (freshness p50 at 1,000
-# transactions/s 10-30 ms later).
+# A stage begun by a chunk of at least this many rows (a backlog: the stager hands out full
+# chunks) reads its chunks where they lie (`TableStage.in_place`) while the batch keeps them
+# and none needs a statement to change the stage (a row found by its identity, an unchanged
+# TOAST value). Smaller chunks are appended to a table: every statement reading a view over
+# registered chunks sets up their scans, which cost a batch of a few hundred rows more than
+# appending saved (freshness p50 at 1,000 transactions/s 10-30 ms later).
 IN_PLACE_ROWS = 10_000
 # The versions a batch appends hold the keys it touched, scattered over the key range, so a
 # table streamed into drifts out of the key order the first sync left (`cluster.py`). A batch
@@ -98,25 +98,6 @@ def _parts(keys: int) -> list[Part]:
     """Parts to look `keys` keys up in, of about KEYS_PER_PART each."""
     count = max(1, -(-keys // KEYS_PER_PART))
     return [(index, count) for index in range(count)]
-
-
-@dataclass
-class _Staged:
-    spec: TableSpec
-    rows: int = 0
-    has_unchanged: bool = False
-    identities: set[tuple[str, ...]] = field(default_factory=set)  # rows to find by these
-    # While none of its chunks needs a statement to change the stage (no row found by its
-    # identity, no unchanged TOAST value) and the batch keeps its chunks (KEPT_ROWS), a stage
-    # begun by a large chunk (IN_PLACE_ROWS) is a view over the chunks as registered, read
-    # where they lie (`chunks`); else a table they were appended to (`table`,
-    # `BatchApplier._materialize`). Appending cost the apply thread a quarter of its time in a
-    # backlog of 1,000-row transactions.
-    table: bool = False
-    chunks: list[str] = field(default_factory=list)
-
-    def drop_sql(self) -> str:
-        return f"DROP {'TABLE' if self.table else 'VIEW'} {stage_table(self.spec)}"
 
 
 class BatchApplier:
@@ -135,7 +116,7 @@ class BatchApplier:
         self.state = ReportState(self.statements, classification)
         with warehouse.transaction():
             self.state_active = self.state.ensure(set(self.tables))
-        self.staged: dict[str, _Staged] = {}
+        self.staged: dict[str, TableStage] = {}
         self.in_batch = False
         self.applied = 0
         self.was_stopped = read_stopped(self.db) is not None  # cleared by the next commit
@@ -144,7 +125,6 @@ class BatchApplier:
         # once there were too many to keep.
         self.kept: list[tuple[TableSpec, pa.Table]] | None = []
         self.order_check_at = time.monotonic()
-        self.registered = 0  # chunks registered so far, which names the next
 
     def stage(self, chunk: StageChunk) -> None:
         """Add a chunk of row changes to the open batch."""
@@ -155,37 +135,25 @@ class BatchApplier:
         changes_stage = has_unchanged or by_identity
         staged = self.staged.get(spec.name)
         if staged is None:
-            staged = self.staged[spec.name] = _Staged(spec)
-            if changes_stage or self.kept is None or chunk.rows.num_rows < IN_PLACE_ROWS:
-                self.db.execute(create_stage_sql(spec))
-                staged.table = True
+            in_place = (not changes_stage and self.kept is not None
+                        and chunk.rows.num_rows >= IN_PLACE_ROWS)
+            staged = self.staged[spec.name] = TableStage.begin(self.db, spec, in_place)
         elif staged.spec != spec:  # the table gained columns within the batch
-            self._materialize(staged)
-            for name in spec.column_names[len(staged.spec.columns):]:
-                self.db.execute(f"ALTER TABLE {stage_table(spec)} "
-                                f"ADD COLUMN {quote(name)} VARCHAR")
-            staged.spec = spec
+            staged.add_columns(spec)
         elif changes_stage:
-            self._materialize(staged)
-        # In the stage's column order. A registered chunk, or a relation queried by SQL, stays
-        # alive until the commit (DuckDB 1.x): only a batch that keeps its chunks anyway
-        # reads them where they lie.
+            staged.materialize()
         rows = chunk.rows
         names = [name for name, _ in STAGE_BOOKKEEPING] + list(spec.column_names)
         columns = [rows.column(name) if name in rows.column_names
                    else pa.nulls(rows.num_rows, pa.string()) for name in names]
         table = pa.table(columns, names=names)
-        if not staged.table:
-            self._add_chunk(staged, table)
-        else:
-            self.db.from_arrow(table).insert_into(stage_table(spec))
-        staged.rows += chunk.rows.num_rows
+        staged.add(table)
         if self.kept is not None:
             self.kept.append((spec, table))
             if sum(len(rows) for _, rows in self.kept) > KEPT_ROWS:
                 self.kept = None
                 for each in self.staged.values():
-                    self._materialize(each)
+                    each.materialize()
         if not self.big and self._batch_rows() >= BIG_BATCH_ROWS:
             # Set back when the batch ends (a failed statement refuses any other), even if
             # setting the limit fails: DuckDB may be unable to evict down to it.
@@ -196,32 +164,6 @@ class BatchApplier:
         staged.has_unchanged |= has_unchanged
         if by_identity:
             staged.identities.update(tuple(names) for names in by.to_pylist() if names)
-
-    def _add_chunk(self, staged: _Staged, table: pa.Table) -> None:
-        """Register the chunk and make the stage a view over its chunks."""
-        name = f"_acme_chunk_{self.registered}"
-        self.registered += 1
-        self.db.register(name, table)
-        staged.chunks.append(name)
-        chunks = " UNION ALL ".join(f"SELECT * FROM {chunk}" for chunk in staged.chunks)
-        self.db.execute(f"CREATE OR REPLACE TEMP VIEW {stage_table(staged.spec)} AS {chunks}")
-
-    def _materialize(self, staged: _Staged) -> None:
-        """Make a stage that is a view over registered chunks a table holding them."""
-        if staged.table:
-            return
-        stage = stage_table(staged.spec)
-        self.db.execute(f"DROP VIEW {stage}")
-        self.db.execute(create_stage_sql(staged.spec))
-        staged.table = True
-        for chunk in staged.chunks:
-            self.db.execute(f"INSERT INTO {stage} SELECT * FROM {chunk}")
-        self._unregister(staged)
-
-    def _unregister(self, staged: _Staged) -> None:
-        for chunk in staged.chunks:
-            self.db.unregister(chunk)
-        staged.chunks = []
 
     def truncate(self, relations: tuple[Relation, ...], commit_time: datetime,
                  lsn: int | None = None) -> None:
@@ -257,34 +199,20 @@ class BatchApplier:
             self.tables = self.warehouse.tables()
             self._restore(held)
 
-    def _hold(self, lsn: int, truncated: set[str]) -> dict[str, _Staged]:
+    def _hold(self, lsn: int, truncated: set[str]) -> dict[str, TableStage]:
         """Set aside the staged rows of transaction `lsn` (dropping those of `truncated`
         tables) as stages of their own, left out of the next merge."""
         held = {}
-        for name, staged in list(self.staged.items()):
-            self._materialize(staged)
-            stage = stage_table(staged.spec)
+        for name, staged in self.staged.items():
             if name in truncated:
-                staged.rows -= self.db.execute(f"DELETE FROM {stage} WHERE _lsn = $1",
-                                               [lsn]).fetchone()[0]
-                continue
-            kept = self.db.execute(f"SELECT count(*) FROM {stage} WHERE _lsn = $1",
-                                   [lsn]).fetchone()[0]
-            if not kept:
-                continue
-            holding = quote(f"held_{name}")
-            self.db.execute(f"CREATE OR REPLACE TEMP TABLE {holding} AS "
-                            f"SELECT * FROM {stage} WHERE _lsn = $1", [lsn])
-            self.db.execute(f"DELETE FROM {stage} WHERE _lsn = $1", [lsn])
-            staged.rows -= kept
-            held[name] = _Staged(staged.spec, kept, staged.has_unchanged,
-                                 set(staged.identities), table=True)
+                staged.remove(lsn)
+            elif (aside := staged.set_aside(lsn)) is not None:
+                held[name] = aside
         return held
 
-    def _restore(self, held: dict[str, _Staged]) -> None:
+    def _restore(self, held: dict[str, TableStage]) -> None:
         for name, staged in held.items():
-            self.db.execute(f"ALTER TABLE {quote(f'held_{name}')} "
-                            f"RENAME TO {stage_table(staged.spec)}")
+            staged.restore()
             self.staged[name] = staged
 
     def commit(self, checkpoint: Checkpoint) -> int:
@@ -323,7 +251,7 @@ class BatchApplier:
         try:
             self._end_big()
             for staged in forgotten:
-                self._unregister(staged)  # their views went with the transaction
+                staged.release()  # their views went with the transaction
         except duckdb.Error:
             pass  # an invalidated connection: the warehouse reopens it with its settings
         self.tables = self.warehouse.tables()  # DDL of the failed batch was rolled back
@@ -455,7 +383,7 @@ class BatchApplier:
             self.statements.later(f"DROP TABLE {before_table(spec)}")
         self.statements.flush()
         for staged in self.staged.values():
-            self._unregister(staged)
+            staged.release()
         self.warehouse.add_rows(moves)
         self.staged.clear()
         if not self.state_active:
