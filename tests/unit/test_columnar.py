@@ -62,18 +62,19 @@ def stage(messages: list[bytes], chunk_rows: int, undecoded: bool):
     assembler = TransactionAssembler()
     stager = ChangeStager(chunk_rows)
     chunks = []
-    commit_time = datetime(2026, 11, 25, tzinfo=UTC)
+    commit_time, lsn = datetime(2026, 11, 25, tzinfo=UTC), 100
     for payload in messages:
-        if payload[:1] == b"B":
+        if payload[:1] == b"B":  # as the stream stages: each transaction its time and LSN
             commit_time += timedelta(seconds=1)
+            lsn += 1
         relation = assembler.plain_row(payload) if undecoded else None
         if relation is not None:
-            chunks.append(stager.add_raw(relation, chr(payload[0]), payload, commit_time, 100))
+            chunks.append(stager.add_raw(relation, chr(payload[0]), payload, commit_time, lsn))
             continue
         message = decode(payload)
         for event in assembler.feed(message):
             if isinstance(event, RowChange):
-                chunks.append(stager.add(event, commit_time, 100))
+                chunks.append(stager.add(event, commit_time, lsn))
     chunks += stager.drain()
     rows = [row for chunk in chunks if chunk is not None for row in chunk.rows.to_pylist()]
     assert stager.take_counts() == Counter(("order_items", row["_op"]) for row in rows)

@@ -4,8 +4,8 @@ The streaming hot path. Decoding a message at a time in Python costs a few micro
 row (a slice and a `decode()` per value, a tuple, a dataclass), about what the raw receive of
 the whole message costs. Here the messages of a chunk are joined into one buffer and walked a
 column at a time for all messages together (numpy over the message positions): each column's
-kinds, lengths and value offsets are a handful of array operations, and its values are gathered
-into an Arrow buffer without a Python object per value.
+kinds, lengths and value offsets are a handful of array operations, and Arrow's take copies its
+values out of the buffer, without a Python object per value.
 
 Only the plain case is handled: every value text or NULL, every tuple as wide as the relation.
 Anything else (unchanged TOAST, binary values, a malformed message) returns None, and the
@@ -30,60 +30,64 @@ def new_tuples_as_columns(payloads: list[bytes], width: int) -> list[pa.Array] |
     count = len(payloads)
     if count == 0:
         return [pa.nulls(0, pa.string()) for _ in range(width)]
-    buffer = np.frombuffer(b"".join(payloads) + _PADDING, dtype=np.uint8)
+    joined = b"".join(payloads) + _PADDING
+    if len(joined) >= 1 << 31:
+        return None  # past 32-bit offsets (never at the stager's chunk size)
+    buffer = np.frombuffer(joined, dtype=np.uint8)
+    int16, int32 = _big_endian(buffer, ">u2"), _big_endian(buffer, ">u4")
     sizes = np.fromiter(map(len, payloads), dtype=np.int64, count=count)
     ends = np.cumsum(sizes)
-    starts = ends - sizes
-    if (sizes < NEW_TUPLE_AT + 2).any():
-        return None
-    at = starts + NEW_TUPLE_AT
-    if (_int(buffer, at, 2) != width).any():
+    at = ends - sizes + NEW_TUPLE_AT
+    if (sizes < NEW_TUPLE_AT + 2).any() or (int16[at] != width).any():
         return None
     at = at + 2
-    columns = []
-    for _ in range(width):
+    # Each value's first byte and the byte after it, by message then column: a NULL is an
+    # empty value after its kind byte.
+    bounds = np.empty((count, width, 2), dtype=np.int64)
+    valid = np.empty((width, count), dtype=bool)
+    for column in range(width):
         if (at >= ends).any():
             return None
         kinds = buffer[at]
         is_text = kinds == _TEXT
         if not (is_text | (kinds == _NULL)).all():
             return None  # unchanged TOAST or a binary value: the reference decoder's job
-        lengths = np.where(is_text, _int(buffer, at + 1, 4), 0)
-        values_at = at + 5
-        at = at + 1 + np.where(is_text, 4 + lengths, 0)
+        lengths = np.where(is_text, int32[at + 1], 0)
+        first = at + np.where(is_text, 5, 1)
+        at = first + lengths
         if (lengths >= 1 << 31).any() or (at > ends).any():
             return None
-        column = _string_array(buffer, values_at, lengths, is_text)
-        if column is None:
-            return None
-        columns.append(column)
+        bounds[:, column, 0], bounds[:, column, 1] = first, at
+        valid[column] = is_text
     if (at != ends).any():
         return None  # bytes after the tuple: not a message shape we know
+    # The buffer cut at every bound is a binary array whose odd items are the values, message
+    # after message: Arrow's take copies a column's values out of it.
+    offsets = np.concatenate(([0], bounds.reshape(-1), [len(joined)])).astype(np.int32)
+    segments = pa.Array.from_buffers(pa.binary(), len(offsets) - 1,
+                                     [None, pa.py_buffer(offsets), pa.py_buffer(joined)])
+    columns = []
+    for column in range(width):
+        values = segments.take(pa.array(1 + 2 * (np.arange(count) * width + column)))
+        array = _strings(values, valid[column])
+        if array is None:
+            return None
+        columns.append(array)
     return columns
 
 
-def _int(buffer: np.ndarray, at: np.ndarray, size: int) -> np.ndarray:
-    """The big-endian unsigned integers of `size` bytes at each position."""
-    value = buffer[at].astype(np.int64)
-    for offset in range(1, size):
-        value = (value << 8) | buffer[at + offset]
-    return value
+def _big_endian(buffer: np.ndarray, dtype: str) -> np.ndarray:
+    """The big-endian unsigned integers starting at each byte of `buffer` (a view)."""
+    size = np.dtype(dtype).itemsize
+    return np.ndarray((len(buffer) - size + 1,), dtype=dtype, buffer=buffer, strides=(1,))
 
 
-def _string_array(buffer: np.ndarray, values_at: np.ndarray, lengths: np.ndarray,
-                  valid: np.ndarray) -> pa.Array | None:
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    if offsets[-1] >= 1 << 31:
-        return None
-    # Byte i of the values is buffer[values_at[row] + (i - offsets[row])] for the row holding it.
-    gather = np.repeat(values_at - offsets[:-1], lengths) + np.arange(offsets[-1])
-    data = buffer[gather]
+def _strings(values: pa.Array, valid: np.ndarray) -> pa.Array | None:
+    """`values` (binary) as strings, NULL where not `valid`; None unless all are UTF-8."""
     nulls = len(valid) - int(valid.sum())
     validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
-    array = pa.Array.from_buffers(pa.string(), len(lengths),
-                                  [validity, pa.py_buffer(offsets.astype(np.int32)),
-                                   pa.py_buffer(data)], null_count=nulls)
+    array = pa.Array.from_buffers(pa.string(), len(values), [validity, *values.buffers()[1:]],
+                                  null_count=nulls)
     try:
         array.validate(full=True)  # UTF-8, as `bytes.decode()` would insist
     except pa.ArrowInvalid:

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 
 from acme.capture.columnar import new_tuples_as_columns
@@ -24,6 +25,19 @@ from acme.warehouse.tables import warehouse_name
 
 COMMIT_TS = pa.timestamp("us", tz="UTC")
 CHUNK_ROWS = 50_000
+
+
+def commit_columns(times: list[datetime], lsns: list[int]) -> dict[str, pa.Array]:
+    """`_commit_ts` and `_lsn` of rows in stream order. A commit LSN names its transaction, so
+    only the first time of each run of equal LSNs is converted: a datetime costs about a
+    quarter of a microsecond to convert, as much as decoding the rest of the row."""
+    lsn = np.array(lsns, dtype=np.uint64)
+    if not len(lsn):
+        return {"_commit_ts": pa.array([], COMMIT_TS), "_lsn": pa.array(lsn)}
+    starts = np.flatnonzero(np.concatenate(([True], lsn[1:] != lsn[:-1])))
+    firsts = pa.array([times[i] for i in starts.tolist()], COMMIT_TS)
+    micros = np.repeat(firsts.cast(pa.int64()).to_numpy(), np.diff(starts, append=len(lsn)))
+    return {"_commit_ts": pa.array(micros, COMMIT_TS), "_lsn": pa.array(lsn)}
 
 
 @dataclass(frozen=True)
@@ -65,8 +79,7 @@ class _TableRows:
         rows = pa.table({
             "_seq": pa.array(self.seqs, pa.int64()),
             "_op": pa.array(self.ops, pa.string()),
-            "_commit_ts": pa.array(self.commit_times, COMMIT_TS),
-            "_lsn": pa.array(self.lsns, pa.uint64()),
+            **commit_columns(self.commit_times, self.lsns),
             "_unchanged": pa.array(unchanged, pa.list_(pa.string())),
             "_by": pa.array(self.by, pa.list_(pa.string())),
             **{name: pa.array(values, pa.string()) for name, values in columns.items()},
@@ -108,8 +121,7 @@ class _RawRows:
         rows = pa.table({
             "_seq": pa.array(self.seqs, pa.int64()),
             "_op": pa.array(self.ops, pa.string()),
-            "_commit_ts": pa.array(self.commit_times, COMMIT_TS),
-            "_lsn": pa.array(self.lsns, pa.uint64()),
+            **commit_columns(self.commit_times, self.lsns),
             "_unchanged": pa.nulls(count, pa.list_(pa.string())),
             "_by": pa.nulls(count, pa.list_(pa.string())),
             **dict(zip(names, columns, strict=True)),
