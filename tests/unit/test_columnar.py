@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from acme.capture.columnar import new_tuples_as_columns
+from acme.capture.columnar import NEW_TUPLE_AT, new_tuples_as_columns
 from acme.capture.pgoutput import UNCHANGED, decode
 from acme.capture.transactions import RowChange, TransactionAssembler
 from acme.warehouse.stage import ChangeStager
@@ -120,3 +120,29 @@ def test_anything_but_the_plain_case_is_left_to_the_reference(payload: bytes):
     plain = wire.insert(7, ["9", None, "", "ok"])
     assert new_tuples_as_columns([plain, payload, plain], len(ITEMS)) is None
     assert new_tuples_as_columns([plain], len(ITEMS)) is not None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_damaged_messages_are_refused_or_decoded_like_the_reference(seed: int):
+    """Bytes changed, cut or added anywhere in a chunk's messages: the chunk decoder either
+    leaves the chunk to the reference decoder or gives exactly what the reference gives."""
+    rng = random.Random(seed)
+    for _ in range(300):
+        payloads = [wire.insert(7, [random_value(rng, toast=False) for _ in ITEMS])
+                    for _ in range(rng.randint(1, 6))]
+        damaged = rng.randrange(len(payloads))
+        data = bytearray(payloads[damaged])
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(NEW_TUPLE_AT, len(data) + 1)
+            action = rng.random()
+            if action < 0.5 and at < len(data):
+                data[at] = rng.choice([0, 1, 4, 0x6E, 0x74, 0x75, 0x80, 0xFF, rng.randrange(256)])
+            elif action < 0.75:
+                del data[at:at + rng.randint(1, 4)]
+            else:
+                data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+        payloads[damaged] = bytes(data)
+        columns = new_tuples_as_columns(payloads, len(ITEMS))
+        if columns is not None:
+            assert [list(row) for row in zip(*(c.to_pylist() for c in columns), strict=True)] \
+                == [list(decode(p).new) for p in payloads]
