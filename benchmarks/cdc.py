@@ -15,9 +15,7 @@ baseline measured in the same run.
 
 import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 
@@ -26,7 +24,7 @@ from acme.pipeline import run_sync
 from acme.source.provision import TABLES
 from acme.sync_options import SyncOptions
 from benchmarks.baselines import copy_seconds
-from benchmarks.common import BenchSource, peak_rss_mb, report, start_source
+from benchmarks.common import BenchSource, peak_rss_mb, report, start_source, warehouse_file
 from benchmarks.freshness import measure_freshness
 from benchmarks.streaming import SHAPES, measure_shape
 
@@ -56,37 +54,37 @@ def main() -> None:
     args = parser.parse_args()
 
     source = start_source(args.orders, with_slot=False)
-    warehouse = Path(tempfile.mkdtemp(prefix="acme-bench-wh-")) / "bench.duckdb"
     loads = {"start": os.getloadavg()}
     try:
-        raw_rows = source_rows(source)
-        copy_before = copy_seconds(source.address.cdc_dsn, COPIED_TABLES)
-        recorder = Recorder()
-        options = SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse, once=True)
-        run_sync(options, observer=recorder)
-        snap_rows, snap_seconds = recorder.snapshot
-        # The baseline brackets the snapshot; the faster run counts.
-        raw_seconds = min(copy_before, copy_seconds(source.address.cdc_dsn, COPIED_TABLES))
-        print(f"raw COPY: {raw_rows:,} rows in {raw_seconds:.2f}s; "
-              f"snapshot: {snap_rows:,} rows in {snap_seconds:.2f}s")
-        loads["snapshot"] = os.getloadavg()
+        with warehouse_file() as warehouse:
+            raw_rows = source_rows(source)
+            copy_before = copy_seconds(source.address.cdc_dsn, COPIED_TABLES)
+            recorder = Recorder()
+            options = SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse, once=True)
+            run_sync(options, observer=recorder)
+            snap_rows, snap_seconds = recorder.snapshot
+            # The baseline brackets the snapshot; the faster run counts.
+            raw_seconds = min(copy_before, copy_seconds(source.address.cdc_dsn, COPIED_TABLES))
+            print(f"raw COPY: {raw_rows:,} rows in {raw_seconds:.2f}s; "
+                  f"snapshot: {snap_rows:,} rows in {snap_seconds:.2f}s")
+            loads["snapshot"] = os.getloadavg()
 
-        shapes = [measure_shape(source, options, shape, args.changes) for shape in SHAPES]
-        loads["streaming"] = os.getloadavg()
-        freshness = measure_freshness(source, warehouse, args.rate, args.seconds)
-        loads["freshness"] = os.getloadavg()
+            shapes = [measure_shape(source, options, shape, args.changes) for shape in SHAPES]
+            loads["streaming"] = os.getloadavg()
+            freshness = measure_freshness(source, warehouse, args.rate, args.seconds)
+            loads["freshness"] = os.getloadavg()
 
-        report("cdc", [
-            ("snapshot rows/s (vs raw COPY csv, C-level)", snap_rows / snap_seconds,
-             raw_rows / raw_seconds, "rows/s"),
-            *(figure for shape in shapes for figure in (shape.figure, shape.cpu_figure)),
-            *freshness.figures(),
-            ("peak RSS", peak_rss_mb(), None, "MB"),
-        ], {"orders": args.orders, "backlog_changes": args.changes,
-            "snapshot_rows": snap_rows, "freshness_transactions": len(freshness.lags_ms),
-            "freshness_batches": freshness.batches,
-            "load_average_1_5_15": loads,
-            "measured_on": f"{os.cpu_count()} cores", "run_at": time.strftime("%Y-%m-%d")})
+            report("cdc", [
+                ("snapshot rows/s (vs raw COPY csv, C-level)", snap_rows / snap_seconds,
+                 raw_rows / raw_seconds, "rows/s"),
+                *(figure for shape in shapes for figure in (shape.figure, shape.cpu_figure)),
+                *freshness.figures(),
+                ("peak RSS", peak_rss_mb(), None, "MB"),
+            ], {"orders": args.orders, "backlog_changes": args.changes,
+                "snapshot_rows": snap_rows, "freshness_transactions": len(freshness.lags_ms),
+                "freshness_batches": freshness.batches,
+                "load_average_1_5_15": loads,
+                "measured_on": f"{os.cpu_count()} cores", "run_at": time.strftime("%Y-%m-%d")})
     finally:
         source.server.down(purge=True)
 

@@ -5,6 +5,8 @@ import math
 import resource
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,17 @@ def start_source(orders: int, with_slot: bool,
           f"in {time.monotonic() - started:.1f}s")
     settle(source)
     return source
+
+
+@contextmanager
+def warehouse_file(kept: Path | None = None) -> Iterator[Path]:
+    """`kept` (a warehouse the user keeps between runs), else a warehouse file in a temporary
+    directory that is deleted afterwards: a 1M-order run leaves some 160 MB."""
+    if kept is not None:
+        yield kept
+        return
+    with tempfile.TemporaryDirectory(prefix="acme-bench-wh-") as directory:
+        yield Path(directory) / "warehouse.duckdb"
 
 
 def settle(source: BenchSource) -> None:

@@ -14,7 +14,6 @@ returned (from then on every report sees it) minus its commit time on the source
 
 import argparse
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import psycopg
 from acme.observe.observer import BatchStats, SyncObserver
 from acme.pipeline import run_sync
 from acme.sync_options import SyncOptions
-from benchmarks.common import BenchSource, percentile, report, start_source
+from benchmarks.common import BenchSource, percentile, report, start_source, warehouse_file
 
 TRAFFIC = """
 DO $$
@@ -137,11 +136,11 @@ def main() -> None:
 
     source = (kept_source(args.source_dir, args.orders, keep_slots=bool(args.warehouse))
               if args.source_dir else start_source(args.orders, with_slot=False))
-    warehouse = args.warehouse or Path(tempfile.mkdtemp(prefix="acme-bench-wh-")) / "w.duckdb"
     try:
-        run_sync(SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse, once=True))
-        load_before = os.getloadavg()
-        result = measure_freshness(source, warehouse, args.rate, args.seconds)
+        with warehouse_file(args.warehouse) as warehouse:
+            run_sync(SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse, once=True))
+            load_before = os.getloadavg()
+            result = measure_freshness(source, warehouse, args.rate, args.seconds)
         report("freshness", result.figures(),
                {"orders": args.orders, "rate_asked": args.rate, "seconds": args.seconds,
                 "transactions": len(result.lags_ms), "batches": result.batches,

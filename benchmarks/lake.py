@@ -61,76 +61,77 @@ def main() -> None:
     args = parser.parse_args()
 
     source = start_source(args.orders, with_slot=False)
-    work = Path(tempfile.mkdtemp(prefix="acme-bench-lake-"))
-    warehouse, lake_dir = work / "bench.duckdb", work / "lake"
     try:
-        initial = Recorder()
-        started = time.monotonic()
-        run_sync(SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse, once=True,
-                             lake=str(lake_dir)), observer=initial)
-        load = initial.lake_commits[-1]
-        print(f"snapshot + initial lake load: {time.monotonic() - started:.1f}s; lake load "
-              f"{load.versions:,} rows in {load.seconds:.1f}s")
+        # The warehouse and the lake are deleted afterwards.
+        with tempfile.TemporaryDirectory(prefix="acme-bench-lake-") as work:
+            warehouse, lake_dir = Path(work) / "bench.duckdb", Path(work) / "lake"
+            initial = Recorder()
+            started = time.monotonic()
+            run_sync(SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse, once=True,
+                                 lake=str(lake_dir)), observer=initial)
+            load = initial.lake_commits[-1]
+            print(f"snapshot + initial lake load: {time.monotonic() - started:.1f}s; lake load "
+                  f"{load.versions:,} rows in {load.seconds:.1f}s")
 
-        recorder = Recorder()
-        stop = threading.Event()
-        options = SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse,
-                              lake=str(lake_dir), lake_interval=args.interval)
-        follower = threading.Thread(target=run_sync, args=(options, stop, recorder))
-        follower.start()
-        time.sleep(2)
-        traffic = run_traffic(source.address.app_dsn, rate=args.rate, duration=args.seconds,
-                              seed=5)
-        time.sleep(2)
-        stop.set()
-        follower.join()
-        assert not recorder.failures, recorder.failures
+            recorder = Recorder()
+            stop = threading.Event()
+            options = SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse,
+                                  lake=str(lake_dir), lake_interval=args.interval)
+            follower = threading.Thread(target=run_sync, args=(options, stop, recorder))
+            follower.start()
+            time.sleep(2)
+            traffic = run_traffic(source.address.app_dsn, rate=args.rate, duration=args.seconds,
+                                  seed=5)
+            time.sleep(2)
+            stop.set()
+            follower.join()
+            assert not recorder.failures, recorder.failures
 
-        commits = sorted(recorder.lake_commits, key=lambda c: c.lsn)
-        lags, source_lags = [], []
-        for batch in recorder.batches:
-            holder = next(c for c in commits if c.lsn >= batch.end_lsn)
-            lags.append(holder.committed_at - batch.applied_at)
-            source_lags.append(holder.committed_at - batch.first_commit_time.timestamp())
-        freshness = [b.applied_at - b.first_commit_time.timestamp() for b in recorder.batches]
-        steady = commits[:-1]  # the last one is the stop's
-        cost = [c.seconds for c in steady]
-        rows = [c.versions + c.tombstones for c in steady]
-        changes = sum(b.changes for b in recorder.batches)
-        print(f"traffic: {traffic.rate:.0f} transactions/s, {changes / args.seconds:.0f} "
-              f"changes/s; {len(commits)} lake commits")
+            commits = sorted(recorder.lake_commits, key=lambda c: c.lsn)
+            lags, source_lags = [], []
+            for batch in recorder.batches:
+                holder = next(c for c in commits if c.lsn >= batch.end_lsn)
+                lags.append(holder.committed_at - batch.applied_at)
+                source_lags.append(holder.committed_at - batch.first_commit_time.timestamp())
+            freshness = [b.applied_at - b.first_commit_time.timestamp() for b in recorder.batches]
+            steady = commits[:-1]  # the last one is the stop's
+            cost = [c.seconds for c in steady]
+            rows = [c.versions + c.tombstones for c in steady]
+            changes = sum(b.changes for b in recorder.batches)
+            print(f"traffic: {traffic.rate:.0f} transactions/s, {changes / args.seconds:.0f} "
+                  f"changes/s; {len(commits)} lake commits")
 
-        data_before, disk_before = file_counts(lake_dir)
-        compact_started = time.monotonic()
-        results = maintain_lake(open_lake(str(lake_dir)), keep=timedelta(0))
-        compact_seconds = time.monotonic() - compact_started
-        data_after, disk_after = file_counts(lake_dir)
+            data_before, disk_before = file_counts(lake_dir)
+            compact_started = time.monotonic()
+            results = maintain_lake(open_lake(str(lake_dir)), keep=timedelta(0))
+            compact_seconds = time.monotonic() - compact_started
+            data_after, disk_after = file_counts(lake_dir)
 
-        report("lake", [
-            ("initial lake load (snapshot history)", load.versions / load.seconds, None,
-             "rows/s"),
-            ("lake lag behind DuckDB p50", percentile(lags, 0.5), None, "s"),
-            ("lake lag behind DuckDB p99", percentile(lags, 0.99), None, "s"),
-            ("source commit -> lake p50", percentile(source_lags, 0.5), None, "s"),
-            ("source commit -> lake p99", percentile(source_lags, 0.99), None, "s"),
-            ("write cost per lake commit p50", percentile(cost, 0.5) * 1000, None, "ms"),
-            ("write cost per lake commit p99", percentile(cost, 0.99) * 1000, None, "ms"),
-            ("rows per lake commit (mean)", sum(rows) / max(len(rows), 1), None, "rows"),
-            ("DuckDB freshness p50 (lake running)", percentile(freshness, 0.5) * 1000, None,
-             "ms"),
-            ("DuckDB freshness p99 (lake running)", percentile(freshness, 0.99) * 1000, None,
-             "ms"),
-            ("data files before compaction", data_before, None, "files"),
-            ("data files after compaction", data_after, None, "files"),
-            ("files on disk before compaction", disk_before, None, "files"),
-            ("files on disk after compaction", disk_after, None, "files"),
-            ("compaction + expiry", compact_seconds, None, "s"),
-            ("steady traffic", changes / args.seconds, None, "changes/s"),
-            ("peak RSS", peak_rss_mb(), None, "MB"),
-        ], {"orders": args.orders, "seconds": args.seconds, "interval": args.interval,
-            "lake_commits": len(commits), "initial_load_rows": load.versions,
-            "initial_load_seconds": load.seconds,
-            "maintenance": [r.__dict__ for r in results]})
+            report("lake", [
+                ("initial lake load (snapshot history)", load.versions / load.seconds, None,
+                 "rows/s"),
+                ("lake lag behind DuckDB p50", percentile(lags, 0.5), None, "s"),
+                ("lake lag behind DuckDB p99", percentile(lags, 0.99), None, "s"),
+                ("source commit -> lake p50", percentile(source_lags, 0.5), None, "s"),
+                ("source commit -> lake p99", percentile(source_lags, 0.99), None, "s"),
+                ("write cost per lake commit p50", percentile(cost, 0.5) * 1000, None, "ms"),
+                ("write cost per lake commit p99", percentile(cost, 0.99) * 1000, None, "ms"),
+                ("rows per lake commit (mean)", sum(rows) / max(len(rows), 1), None, "rows"),
+                ("DuckDB freshness p50 (lake running)", percentile(freshness, 0.5) * 1000, None,
+                 "ms"),
+                ("DuckDB freshness p99 (lake running)", percentile(freshness, 0.99) * 1000, None,
+                 "ms"),
+                ("data files before compaction", data_before, None, "files"),
+                ("data files after compaction", data_after, None, "files"),
+                ("files on disk before compaction", disk_before, None, "files"),
+                ("files on disk after compaction", disk_after, None, "files"),
+                ("compaction + expiry", compact_seconds, None, "s"),
+                ("steady traffic", changes / args.seconds, None, "changes/s"),
+                ("peak RSS", peak_rss_mb(), None, "MB"),
+            ], {"orders": args.orders, "seconds": args.seconds, "interval": args.interval,
+                "lake_commits": len(commits), "initial_load_rows": load.versions,
+                "initial_load_seconds": load.seconds,
+                "maintenance": [r.__dict__ for r in results]})
     finally:
         source.server.down(purge=True)
 

@@ -23,7 +23,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from acme.ports import free_port
 from acme.reports.access import API_PATHS
 from acme.reports.engine import run_report
 from acme.source.embedded import EmbeddedServer
-from benchmarks.common import BenchSource, percentile, report, start_source
+from benchmarks.common import BenchSource, percentile, report, start_source, warehouse_file
 
 RAW_SCAN = ("SELECT count(*), sum(quanity) FROM current.order_items "
             "JOIN current.orders USING (order_id)")
@@ -256,29 +255,29 @@ def reuse_source(data_dir: Path) -> BenchSource:
 def measure(orders: int, clients: int, rate: float, runs: int, load_seconds: float,
             source_dir: Path | None) -> list:
     source = reuse_source(source_dir) if source_dir else start_source(orders, with_slot=False)
-    warehouse = Path(tempfile.mkdtemp(prefix="acme-bench-wh-")) / "scale.duckdb"
-    env = acme_env(source, warehouse)
     try:
-        first = run_acme(env, "sync", "--once")
-        print(f"first sync: {first.seconds:.0f}s, peak RSS {first.peak_rss_mb:.0f} MB")
-        rows = [("first sync peak RSS", first.peak_rss_mb, None, "MB"),
-                ("first sync time", first.seconds, None, "s")]
-        serve, url = start_serve(env)
-        try:
-            traffic(env, rate, 5).wait()
-            as_of = datetime.now(UTC)
-            traffic(env, rate, 5).wait()
-            rows.append(status_latency(url, runs))
-            rows += under_load(env, url, clients, rate, load_seconds)
-        finally:
-            serve.send_signal(signal.SIGTERM)
-            serve.wait(timeout=120)
-        rows += report_latencies(warehouse, as_of, runs)
-        try:
-            rows += big_transaction(source, env, orders)
-        except SystemExit as failed:  # the other figures still count: print them
-            print(f"the big transaction did not apply: {failed}")
-        return rows
+        with warehouse_file() as warehouse:
+            env = acme_env(source, warehouse)
+            first = run_acme(env, "sync", "--once")
+            print(f"first sync: {first.seconds:.0f}s, peak RSS {first.peak_rss_mb:.0f} MB")
+            rows = [("first sync peak RSS", first.peak_rss_mb, None, "MB"),
+                    ("first sync time", first.seconds, None, "s")]
+            serve, url = start_serve(env)
+            try:
+                traffic(env, rate, 5).wait()
+                as_of = datetime.now(UTC)
+                traffic(env, rate, 5).wait()
+                rows.append(status_latency(url, runs))
+                rows += under_load(env, url, clients, rate, load_seconds)
+            finally:
+                serve.send_signal(signal.SIGTERM)
+                serve.wait(timeout=120)
+            rows += report_latencies(warehouse, as_of, runs)
+            try:
+                rows += big_transaction(source, env, orders)
+            except SystemExit as failed:  # the other figures still count: print them
+                print(f"the big transaction did not apply: {failed}")
+            return rows
     finally:
         source.server.down(purge=source_dir is None)
 

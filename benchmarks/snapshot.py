@@ -16,7 +16,6 @@ orders take minutes to seed; `acme source down --data-dir DIR` stops it).
 import argparse
 import multiprocessing
 import resource
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from acme.source.embedded import EmbeddedServer
 from acme.source.provision import TABLES
 from acme.sync_options import SyncOptions
 from benchmarks.baselines import copy_seconds, snapshot_peers
-from benchmarks.common import BenchSource, report, start_source
+from benchmarks.common import BenchSource, report, start_source, warehouse_file
 
 SPLIT_KEYS = {"operations.orders": "order_id", "operations.order_items": "order_item_id"}
 
@@ -54,9 +53,8 @@ def first_sync(dsn: str, warehouse: str, results: multiprocessing.Queue) -> None
 def measure_first_sync(dsn: str) -> tuple[int, float, float, float]:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    with tempfile.TemporaryDirectory(prefix="acme-bench-wh-") as directory:
-        child = context.Process(target=first_sync,
-                                args=(dsn, str(Path(directory) / "bench.duckdb"), results))
+    with warehouse_file() as warehouse:
+        child = context.Process(target=first_sync, args=(dsn, str(warehouse), results))
         child.start()
         outcome = results.get()
         child.join()

@@ -12,7 +12,6 @@ a warehouse that holds the whole source. `benchmarks.cdc` runs the same two shap
 
 import argparse
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from acme.observe.observer import BatchStats, SyncObserver
 from acme.pipeline import run_sync
 from acme.sync_options import SyncOptions
 from benchmarks.baselines import receive_seconds
-from benchmarks.common import BenchSource, report, start_source
+from benchmarks.common import BenchSource, report, start_source, warehouse_file
 
 RAW_SLOT = "bench_raw"
 
@@ -141,13 +140,13 @@ def main() -> None:
 
     source = (kept_source(args.source_dir, args.orders, keep_slots=bool(args.warehouse))
               if args.source_dir else start_source(args.orders, with_slot=False))
-    warehouse = args.warehouse or Path(tempfile.mkdtemp(prefix="acme-bench-wh-")) / "w.duckdb"
-    options = SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse, once=True)
     try:
-        run_sync(options)  # the initial copy (or catching up a kept warehouse)
-        load_before = os.getloadavg()
-        results = [measure_shape(source, options, shape, args.changes)
-                   for shape in SHAPES if shape.name in args.shapes.split(",")]
+        with warehouse_file(args.warehouse) as warehouse:
+            options = SyncOptions(dsn=source.address.cdc_dsn, warehouse=warehouse, once=True)
+            run_sync(options)  # the initial copy (or catching up a kept warehouse)
+            load_before = os.getloadavg()
+            results = [measure_shape(source, options, shape, args.changes)
+                       for shape in SHAPES if shape.name in args.shapes.split(",")]
         report("streaming", [figure for result in results
                              for figure in (result.figure, result.cpu_figure)],
                {"orders": args.orders, "changes": args.changes,
