@@ -16,6 +16,7 @@ moment recorded since the last rebuild reconstructed from history. Phases, in tu
 import argparse
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -231,12 +232,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     options = parser.parse_args()
     source = start_source(options.orders, with_slot=True)
+    workdir = Path(tempfile.mkdtemp(prefix="acme-soak-"))
     try:
-        workdir = Path(tempfile.mkdtemp(prefix="acme-soak-"))
         result = Soak(source.address, source.admin_dsn, workdir, options.seed).run(
             options.kills)
+    except BaseException:
+        print(f"the soak's warehouse and last sync log are kept in {workdir}", file=sys.stderr)
+        raise
     finally:
         source.server.down(purge=True)
+    shutil.rmtree(workdir)
     total = sum(result.kills.values())
     print(f"\n{result.checks_passed}/{total} kills followed by an exact history "
           f"({result.moments_checked} moments checked) in {result.seconds:.0f} s")
