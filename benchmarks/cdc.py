@@ -74,17 +74,17 @@ def main() -> None:
             freshness = measure_freshness(source, warehouse, args.rate, args.seconds)
             loads["freshness"] = os.getloadavg()
 
-            report("cdc", [
-                ("snapshot rows/s (vs raw COPY csv, C-level)", snap_rows / snap_seconds,
-                 raw_rows / raw_seconds, "rows/s"),
-                *(figure for shape in shapes for figure in (shape.figure, shape.cpu_figure)),
-                *freshness.figures(),
-                ("peak RSS", peak_rss_mb(), None, "MB"),
-            ], {"orders": args.orders, "backlog_changes": args.changes,
-                "snapshot_rows": snap_rows, "freshness_transactions": len(freshness.lags_ms),
-                "freshness_batches": freshness.batches,
-                "load_average_1_5_15": loads,
-                "measured_on": f"{os.cpu_count()} cores", "run_at": time.strftime("%Y-%m-%d")})
+        report("cdc", [
+            ("snapshot rows/s (vs raw COPY csv, C-level)", snap_rows / snap_seconds,
+             raw_rows / raw_seconds, "rows/s"),
+            *(figure for shape in shapes for figure in (shape.figure, shape.cpu_figure)),
+            *freshness.figures(),
+            ("peak RSS", peak_rss_mb(), None, "MB"),
+        ], {"orders": args.orders, "backlog_changes": args.changes,
+            "snapshot_rows": snap_rows, "freshness_transactions": len(freshness.lags_ms),
+            "freshness_batches": freshness.batches,
+            "load_average_1_5_15": loads,
+            "measured_on": f"{os.cpu_count()} cores", "run_at": time.strftime("%Y-%m-%d")})
     finally:
         source.server.down(purge=True)
 
