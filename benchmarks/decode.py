@@ -13,7 +13,7 @@ import os
 import struct
 import time
 
-from acme.capture.pgoutput import Begin, decode
+from acme.capture.pgoutput import Begin, decode, decode_begin, decode_commit
 from acme.capture.transactions import RowChange, TransactionAssembler
 from acme.warehouse.stage import ChangeStager
 from benchmarks.common import report
@@ -77,21 +77,27 @@ def reference_seconds(payloads: list[bytes]) -> float:
 
 
 def chunked_seconds(payloads: list[bytes]) -> float:
-    """Plain row messages staged undecoded and decoded a chunk at a time (as sync does)."""
-    assembler, stager, begin = TransactionAssembler(), ChangeStager(), None
+    """As sync's stream does: row messages kept undecoded and staged a chunk at a time, each
+    transaction's Begin and Commit decoded straight from their bytes."""
+    assembler, stager = TransactionAssembler(), ChangeStager()
+    pending = stager.pending
     started = time.process_time()
     for payload in payloads:
-        relation = assembler.plain_row(payload)
-        if relation is not None:
-            stager.add_raw(relation, chr(payload[0]), payload, begin.commit_time,
-                           begin.final_lsn)
-            continue
-        message = decode(payload)
-        if isinstance(message, Begin):
-            begin = message
-        for event in assembler.feed(message):
-            if isinstance(event, RowChange):
-                stager.add(event, begin.commit_time, begin.final_lsn)
+        kind = payload[:1]
+        if kind in (b"I", b"U", b"D"):
+            pending.append(payload)
+            if len(pending) >= stager.chunk_rows:
+                stager.stage_pending(assembler)
+        elif kind == b"B":
+            begin = decode_begin(payload)
+            assembler.began(begin)
+            stager.transaction_began(begin.commit_time, begin.final_lsn)
+        elif kind == b"C":
+            assembler.committed(decode_commit(payload))
+        else:
+            stager.stage_pending(assembler)
+            assembler.feed(decode(payload))
+    stager.stage_pending(assembler)
     stager.drain()
     return time.process_time() - started
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from acme.capture.catalog import PrimaryKeys
-from acme.capture.pgoutput import Begin, Relation, decode
+from acme.capture.pgoutput import Begin, Relation, decode, decode_begin, decode_commit
 from acme.capture.replication import ReplicationStream
 from acme.capture.transactions import Committed, RowChange, TableTruncate, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
@@ -25,7 +25,8 @@ from acme.warehouse.stage import ChangeStager
 from acme.warehouse.store import Checkpoint, Warehouse
 from acme.warehouse.tables import warehouse_name
 
-ROW_MESSAGE_KINDS = (b"I", b"U", b"D", b"T")
+_ROWS = frozenset(b"IUD")
+_BEGIN, _COMMIT, _TRUNCATE = ord("B"), ord("C"), ord("T")
 IDLE_POLL_SECONDS = 0.05
 BUSY_POLL_SECONDS = 0.002  # drained while a batch commits: look again this soon
 KEEPALIVE_ASK_SECONDS = 1.0
@@ -73,6 +74,7 @@ class Streamer:
     seen_end_lsn: int = 0
     seen_commit_time: datetime | None = None
     skipping: bool = False
+    pending_counted: int = 0  # the stager's pending rows already counted in the batch
     in_flight: _InFlight | None = None
     queued: deque = field(default_factory=deque)
     failed: BaseException | None = None  # the first apply step that failed
@@ -149,29 +151,45 @@ class Streamer:
     def _receive(self, stop: threading.Event) -> bool:
         """Handle every message that has arrived; True when stopped between transactions.
 
-        The hot loop of streaming: most row messages go to the stager undecoded (decoded
-        there a chunk at a time), so it is kept to a few local calls per message."""
-        assembler, read = self.assembler, self.stream.read
-        plain_row, stage_plain = assembler.plain_row, self._stage_plain
+        The hot loop of streaming: a row message of an open transaction is only appended to
+        the stager's pending rows (decoded there a chunk at a time), and a transaction's Begin
+        and Commit are decoded straight from their bytes, so it is kept to a few local
+        operations per message."""
+        assembler, read, stager = self.assembler, self.stream.read, self.stager
+        pending, chunk_rows = stager.pending, stager.chunk_rows
         while True:
             if assembler.begin is None and stop.is_set():
                 return True
             payload = read()
             if payload is None:
                 return False
-            # Rows of a transaction we already hold are not worth decoding.
-            if self.skipping and payload[:1] in ROW_MESSAGE_KINDS:
+            kind = payload[0]
+            if kind in _ROWS:
+                if self.skipping:  # rows of a transaction we already hold
+                    continue
+                # While a table's copy is under way, its rows are looked at one by one.
+                if assembler.begin is not None and not self.copies:
+                    pending.append(payload)
+                    if len(pending) >= chunk_rows:
+                        self._stage_pending()
+                    continue
+            elif kind == _BEGIN:
+                begin = self.begin = decode_begin(payload)
+                assembler.began(begin)
+                stager.transaction_began(begin.commit_time, begin.final_lsn)
+                self.skipping = self._already_held(begin.xid, begin.final_lsn)
                 continue
-            relation = plain_row(payload)
-            if relation is not None:
-                stage_plain(relation, payload)
+            elif kind == _COMMIT:
+                self._count_pending()
+                if self._committed(assembler.committed(decode_commit(payload))):
+                    self._flush()
                 continue
+            elif kind == _TRUNCATE and self.skipping:
+                continue
+            self._stage_pending()  # anything else comes after the rows before it
             decoded = decode(payload)
             if isinstance(decoded, Relation):
                 self._described(decoded)
-            if isinstance(decoded, Begin):
-                self.begin = decoded
-                self.skipping = self._already_held(decoded.xid, decoded.final_lsn)
             for event in assembler.feed(decoded):
                 if isinstance(event, RowChange):
                     self._stage_row(event)
@@ -180,6 +198,27 @@ class Streamer:
                         self._flush()
                 else:
                     self._truncate(event)
+
+    def _count_pending(self) -> None:
+        """Count the rows appended to the pending ones since last counted in the batch."""
+        new = len(self.stager.pending) - self.pending_counted
+        if new:
+            if not self.batch_changes:
+                self.batch_started = time.monotonic()
+            self.batch_changes += new
+            self.pending_counted += new
+
+    def _stage_pending(self) -> None:
+        self._count_pending()
+        self.pending_counted = 0
+        for chunk in self.stager.stage_pending(self.assembler):
+            self._submit(self.applier.stage, chunk)
+
+    def _stage_all(self) -> None:
+        """Hand every row received so far to the apply thread."""
+        self._stage_pending()
+        for chunk in self.stager.drain():
+            self._submit(self.applier.stage, chunk)
 
     def _recorded(self, position: int) -> int:
         """How far may be confirmed: the warehouse records a position beyond its checkpoint
@@ -202,8 +241,7 @@ class Streamer:
     def _described(self, relation: Relation) -> None:
         """A table's (new) description: its DDL, or its joining, reach the warehouse before
         its rows, between the transactions staged so far and this one."""
-        for chunk in self.stager.drain():
-            self._submit(self.applier.stage, chunk)
+        self._stage_all()
         lsn = self.begin.final_lsn if self.begin is not None else 0
         copy = self._submit(self.table_changes.described, relation, lsn).result()
         if copy is not None:
@@ -234,25 +272,12 @@ class Streamer:
         if chunk is not None:
             self._submit(self.applier.stage, chunk)
 
-    def _stage_plain(self, relation: Relation, payload: bytes) -> None:
-        if self.copies and self._held_by_copy(relation):
-            return
-        if not self.batch_changes:
-            self.batch_started = time.monotonic()
-        op = chr(payload[0])
-        self.batch_changes += 1
-        chunk = self.stager.add_raw(relation, op, payload, self.begin.commit_time,
-                                    self.begin.final_lsn)
-        if chunk is not None:
-            self._submit(self.applier.stage, chunk)
-
     def _truncate(self, truncate: TableTruncate) -> None:
         relations = tuple(r for r in truncate.relations if not self._held_by_copy(r))
         if not relations:
             return
         truncate = TableTruncate(relations)
-        for chunk in self.stager.drain():
-            self._submit(self.applier.stage, chunk)
+        self._stage_all()
         self._submit(self.applier.truncate, truncate.relations, self.begin.commit_time,
                      self.begin.final_lsn)
         self.batch_changes += 1
@@ -302,8 +327,7 @@ class Streamer:
                 and not self.batch_changes:
             return
         self._settle()
-        for chunk in self.stager.drain():
-            self._submit(self.applier.stage, chunk)
+        self._stage_all()
         self.batch_by_table.update(self.stager.take_counts())
         # Even a batch of only skipped transactions moves the checkpoint, so a restart
         # resumes past them without decoding them again.

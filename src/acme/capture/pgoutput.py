@@ -139,6 +139,8 @@ class DecodeError(ValueError):
 _INT16 = struct.Struct("!h").unpack_from
 _INT32 = struct.Struct("!i").unpack_from
 _OID = struct.Struct("!I").unpack_from
+_BEGIN = struct.Struct("!qqI").unpack_from
+_COMMIT = struct.Struct("!bqqq").unpack_from
 _NULL, _UNCHANGED_TOAST, _TEXT, _BINARY = b"n"[0], b"u"[0], b"t"[0], b"b"[0]
 
 
@@ -195,14 +197,31 @@ def decode(payload: bytes) -> Message:
         raise DecodeError(f"truncated or malformed pgoutput {kind!r} message: {error}") from None
 
 
-def _begin(r: _Reader) -> Begin:
-    final_lsn, micros, xid = r.unpack("!qqI")
+def decode_begin(payload: bytes) -> Begin:
+    """A Begin message (its first byte is 'B'). Every transaction has one, and a Commit: the
+    stream decodes those two straight from the payload (`decode` dispatches here too)."""
+    try:
+        final_lsn, micros, xid = _BEGIN(payload, 1)
+    except struct.error as error:
+        raise DecodeError(f"truncated or malformed pgoutput 'B' message: {error}") from None
     return Begin(final_lsn, timestamp(micros), xid)
 
 
-def _commit(r: _Reader) -> Commit:
-    _flags, commit_lsn, end_lsn, micros = r.unpack("!bqqq")
+def decode_commit(payload: bytes) -> Commit:
+    """A Commit message (its first byte is 'C'); see `decode_begin`."""
+    try:
+        _flags, commit_lsn, end_lsn, micros = _COMMIT(payload, 1)
+    except struct.error as error:
+        raise DecodeError(f"truncated or malformed pgoutput 'C' message: {error}") from None
     return Commit(commit_lsn, end_lsn, timestamp(micros))
+
+
+def _begin(r: _Reader) -> Begin:
+    return decode_begin(r.data)
+
+
+def _commit(r: _Reader) -> Commit:
+    return decode_commit(r.data)
 
 
 def _origin(r: _Reader) -> Origin:

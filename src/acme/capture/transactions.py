@@ -34,7 +34,6 @@ from acme.capture.pgoutput import (
 )
 
 Op = Literal["I", "U", "D"]
-_INSERT, _UPDATE, _NEW_TUPLE = ord("I"), ord("U"), ord("N")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,26 +81,13 @@ class TransactionAssembler:
         return self.begin is not None
 
     def feed(self, message: Message) -> tuple[Event, ...]:
-        if isinstance(message, Insert):
-            self._require_open("insert")
-            relation = self._relation(message.relation_oid)
-            return (RowChange(relation, "I", message.new),)
-        if isinstance(message, Update):
-            self._require_open("update")
-            return self._update(message)
-        if isinstance(message, Delete):
-            self._require_open("delete")
-            relation = self._relation(message.relation_oid)
-            if not relation.old_tuple_holds_key:
-                return (RowChange(relation, "D", identity_row(relation, message.old), True),)
-            return (RowChange(relation, "D", key_row(relation, message.old)),)
+        if isinstance(message, Insert | Update | Delete):
+            self._require_open(type(message).__name__.lower())
+            return self.changes_of(message)
         if isinstance(message, Begin):
-            self.begin = message
+            self.began(message)
         elif isinstance(message, Commit):
-            begin = self._require_open("commit")
-            self.begin = None
-            return (Committed(begin.xid, message.commit_lsn, message.end_lsn,
-                              message.commit_time),)
+            return (self.committed(message),)
         elif isinstance(message, Relation):
             if self.primary_key is not None:
                 key = self.primary_key(message.namespace, message.name)
@@ -113,21 +99,27 @@ class TransactionAssembler:
             return (TableTruncate(tuple(self._relation(oid) for oid in message.relation_oids)),)
         return ()
 
-    def plain_row(self, payload: bytes) -> Relation | None:
-        """The relation of an undecoded row message whose new tuple is its row as it is (an
-        Insert, or an Update without an old tuple of a relation whose old tuple holds the key:
-        `feed` would hand it on unchanged), else None: decode it and `feed` it.
+    def began(self, begin: Begin) -> None:
+        """`feed` of a Begin, which produces no event (the stream's hot path calls it)."""
+        self.begin = begin
 
-        The streaming hot path: most row messages never become Python values one by one
-        (`warehouse.stage.ChangeStager.add_raw`)."""
-        kind = payload[0]
-        if (self.begin is None or len(payload) < 8 or payload[5] != _NEW_TUPLE
-                or (kind != _INSERT and kind != _UPDATE)):
-            return None
-        relation = self.relations.get(int.from_bytes(payload[1:5]))
-        if relation is None or (kind == _UPDATE and not relation.old_tuple_holds_key):
-            return None
-        return relation
+    def committed(self, commit: Commit) -> Committed:
+        """`feed` of a Commit: the one event it produces."""
+        begin = self._require_open("commit")
+        self.begin = None
+        return Committed(begin.xid, commit.commit_lsn, commit.end_lsn, commit.commit_time)
+
+    def changes_of(self, message: Insert | Update | Delete) -> tuple[RowChange, ...]:
+        """`feed` of a row message of the open transaction: the stager decodes the row
+        messages it cannot take in bulk through this, after they arrived."""
+        if isinstance(message, Insert):
+            return (RowChange(self._relation(message.relation_oid), "I", message.new),)
+        if isinstance(message, Update):
+            return self._update(message)
+        relation = self._relation(message.relation_oid)
+        if not relation.old_tuple_holds_key:
+            return (RowChange(relation, "D", identity_row(relation, message.old), True),)
+        return (RowChange(relation, "D", key_row(relation, message.old)),)
 
     def _update(self, message: Update) -> tuple[RowChange, ...]:
         relation = self._relation(message.relation_oid)

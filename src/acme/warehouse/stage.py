@@ -6,9 +6,10 @@ columns sent as unchanged TOAST) and `_by` (for a row named by its replica ident
 its key: the identity's columns, whose values find the key). Casting and the net effect per
 row are left to SQL.
 
-Most row messages (inserts, updates that keep their key) arrive undecoded (`add_raw`): their
-payloads are kept and decoded a chunk at a time into Arrow columns (`capture.columnar`); the
-others arrive decoded (`add`). Both carry `_seq` from one counter, so the merge orders them.
+Row messages arrive undecoded (`pending`) and are decoded a chunk at a time: most (inserts,
+updates that keep their key) straight into Arrow columns (`capture.columnar`), the others one
+by one. Other changes arrive decoded (`add`). All carry `_seq` from one counter, in stream
+order, so the merge orders them.
 """
 
 from collections import Counter
@@ -18,9 +19,9 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 
-from acme.capture.columnar import new_tuples_as_columns
+from acme.capture.columnar import UPDATE, RowMessages, new_tuples_as_columns
 from acme.capture.pgoutput import UNCHANGED, Relation, decode
-from acme.capture.transactions import RowChange
+from acme.capture.transactions import RowChange, TransactionAssembler
 from acme.warehouse.tables import warehouse_name
 
 COMMIT_TS = pa.timestamp("us", tz="UTC")
@@ -101,68 +102,108 @@ class _TableRows:
         return runs
 
 
-@dataclass
-class _RawRows:
-    """Undecoded Insert / key-keeping Update messages of one relation."""
-
-    relation: Relation
-    seqs: list[int] = field(default_factory=list)
-    ops: list[str] = field(default_factory=list)
-    commit_times: list[datetime] = field(default_factory=list)
-    lsns: list[int] = field(default_factory=list)
-    payloads: list[bytes] = field(default_factory=list)
-
-    def to_chunk(self, table: str) -> StageChunk:
-        names = self.relation.column_names
-        columns = new_tuples_as_columns(self.payloads, len(names))
-        if columns is None:  # not the plain case: decode them one by one
-            return self._decoded().to_chunk(table)
-        count = len(self.seqs)
-        rows = pa.table({
-            "_seq": pa.array(self.seqs, pa.int64()),
-            "_op": pa.array(self.ops, pa.string()),
-            **commit_columns(self.commit_times, self.lsns),
-            "_unchanged": pa.nulls(count, pa.list_(pa.string())),
-            "_by": pa.nulls(count, pa.list_(pa.string())),
-            **dict(zip(names, columns, strict=True)),
-        })
-        return StageChunk(table, (self.relation,), rows)
-
-    def _decoded(self) -> _TableRows:
-        rows = [decode(payload).new for payload in self.payloads]
-        count = len(rows)
-        return _TableRows(self.seqs, self.ops, self.commit_times, self.lsns, rows,
-                          [self.relation] * count, [None] * count)
-
-
 class ChangeStager:
-    """Collects row changes in stream order; hands out a table's chunk once it is full."""
+    """Collects row changes in stream order; hands out a table's chunk once it is full.
+
+    Row messages come in two ways. The stream appends each one of an open transaction to
+    `pending` undecoded (its hot path: nothing else is done per row), after telling the
+    transaction it belongs to (`transaction_began`); `stage_pending` takes them a chunk at a
+    time. Other row changes come decoded (`add`), after the pending ones are staged."""
 
     def __init__(self, chunk_rows: int = CHUNK_ROWS):
         self.chunk_rows = chunk_rows
         self.tables: dict[str, _TableRows] = {}
-        self.raw: dict[str, _RawRows] = {}
         self.seq = 0
         # Row changes handed out in chunks, by (table, op), since `take_counts`: counted a
         # chunk at a time, not a row at a time on the stream's hot path.
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.pending: list[bytes] = []
+        # Each transaction with pending rows: its first row's index, commit time and LSN.
+        self.transactions: list[tuple[int, datetime, int]] = []
 
     def take_counts(self) -> Counter[tuple[str, str]]:
         counts, self.counts = self.counts, Counter()
         return counts
 
-    def _chunk(self, name: str, rows: "_TableRows | _RawRows") -> StageChunk:
-        for op, count in Counter(rows.ops).items():
-            self.counts[(name, op)] += count
-        return rows.to_chunk(name)
+    def transaction_began(self, commit_time: datetime, commit_lsn: int) -> None:
+        """Rows appended to `pending` from now on belong to this transaction."""
+        if not self.pending:
+            self.transactions.clear()
+        self.transactions.append((len(self.pending), commit_time, commit_lsn))
+
+    def stage_pending(self, assembler: TransactionAssembler) -> list[StageChunk]:
+        """The pending row messages, staged: those that carry only their new row (most), a
+        relation at a time (`capture.columnar`), the others one by one through `assembler`,
+        which knows the relations. `_seq` follows their order in the stream."""
+        payloads = self.pending
+        if not payloads:
+            return []
+        count = len(payloads)
+        # Two numbers a message: an update that changes its key is a delete and an insert.
+        base, self.seq = self.seq, self.seq + 2 * count
+        seqs = base + 1 + 2 * np.arange(count, dtype=np.int64)
+        firsts = np.array([first for first, _, _ in self.transactions], dtype=np.int64)
+        of = np.searchsorted(firsts, np.arange(count), side="right") - 1
+        lsns = np.array([lsn for _, _, lsn in self.transactions], dtype=np.uint64)[of]
+        micros = pa.array([time for _, time, _ in self.transactions],
+                          COMMIT_TS).cast(pa.int64()).to_numpy()[of]
+        messages = RowMessages(payloads)
+        chunks = []
+        staged = np.zeros(count, dtype=bool)
+        for oid in np.unique(messages.relation_oids).tolist():
+            relation = assembler.relations.get(oid)
+            if relation is None:
+                continue  # not a relation's row message: the assembler says what is wrong
+            positions = messages.new_tuple_only(oid, relation.old_tuple_holds_key)
+            columns = new_tuples_as_columns(messages, positions, len(relation.columns))
+            if not len(positions) or columns is None:
+                continue
+            staged[positions] = True
+            chunks.append(self._plain_chunk(relation, messages.kinds[positions] == UPDATE,
+                                            seqs[positions], micros[positions],
+                                            lsns[positions], columns))
+        for position in np.flatnonzero(~staged).tolist():
+            _, commit_time, lsn = self.transactions[of[position]]
+            changes = assembler.changes_of(decode(payloads[position]))
+            for number, change in enumerate(changes):
+                chunk = self._add(change, commit_time, lsn, int(seqs[position]) + number)
+                if chunk is not None:
+                    chunks.append(chunk)
+        del self.transactions[:-1]  # the open transaction's rows may go on
+        self.transactions[0] = (0, *self.transactions[0][1:])
+        payloads.clear()
+        return chunks
+
+    def _plain_chunk(self, relation: Relation, updates: np.ndarray, seqs: np.ndarray,
+                     micros: np.ndarray, lsns: np.ndarray,
+                     columns: list[pa.Array]) -> StageChunk:
+        name = warehouse_name(relation.namespace, relation.name)
+        count, updated = len(seqs), int(updates.sum())
+        for op, number in (("I", count - updated), ("U", updated)):
+            if number:
+                self.counts[(name, op)] += number
+        rows = pa.table({
+            "_seq": pa.array(seqs),
+            "_op": pa.array(np.where(updates, "U", "I"), pa.string()),
+            "_commit_ts": pa.array(micros, COMMIT_TS),
+            "_lsn": pa.array(lsns),
+            "_unchanged": pa.nulls(count, pa.list_(pa.string())),
+            "_by": pa.nulls(count, pa.list_(pa.string())),
+            **dict(zip(relation.column_names, columns, strict=True)),
+        })
+        return StageChunk(name, (relation,), rows)
 
     def add(self, change: RowChange, commit_time: datetime, commit_lsn: int) -> StageChunk | None:
+        self.seq += 1
+        return self._add(change, commit_time, commit_lsn, self.seq)
+
+    def _add(self, change: RowChange, commit_time: datetime, commit_lsn: int,
+             seq: int) -> StageChunk | None:
         name = warehouse_name(change.relation.namespace, change.relation.name)
         rows = self.tables.get(name)
         if rows is None:
             rows = self.tables[name] = _TableRows()
-        self.seq += 1
-        rows.seqs.append(self.seq)
+        rows.seqs.append(seq)
         rows.ops.append(change.op)
         rows.commit_times.append(commit_time)
         rows.lsns.append(commit_lsn)
@@ -173,41 +214,13 @@ class ChangeStager:
             return self._chunk(name, self.tables.pop(name))
         return None
 
-    def add_raw(self, relation: Relation, op: str, payload: bytes, commit_time: datetime,
-                commit_lsn: int) -> StageChunk | None:
-        """An Insert, or an Update without an old tuple whose relation keeps its key there
-        (`TransactionAssembler.plain_row`): the payload's new tuple is the row as it is."""
-        name = warehouse_name(relation.namespace, relation.name)
-        rows = self.raw.get(name)
-        if rows is None:
-            rows = self.raw[name] = _RawRows(relation)
-        elif rows.relation is not relation:
-            if rows.relation == relation:  # resent as it was (after a cache invalidation)
-                rows.relation = relation
-            else:
-                # A schema change: the rows before it join the decoded ones, which carry each
-                # row's own Relation.
-                self._add_decoded(name, self.raw.pop(name)._decoded())
-                rows = self.raw[name] = _RawRows(relation)
-        self.seq += 1
-        rows.seqs.append(self.seq)
-        rows.ops.append(op)
-        rows.commit_times.append(commit_time)
-        rows.lsns.append(commit_lsn)
-        rows.payloads.append(payload)
-        if len(rows.seqs) >= self.chunk_rows:
-            return self._chunk(name, self.raw.pop(name))
-        return None
-
-    def _add_decoded(self, name: str, decoded: _TableRows) -> None:
-        rows = self.tables.setdefault(name, _TableRows())
-        for mine, theirs in zip(rows.columns(), decoded.columns(), strict=True):
-            mine.extend(theirs)
+    def _chunk(self, name: str, rows: _TableRows) -> StageChunk:
+        for op, count in Counter(rows.ops).items():
+            self.counts[(name, op)] += count
+        return rows.to_chunk(name)
 
     def drain(self) -> list[StageChunk]:
-        """Every table's remaining rows, as chunks."""
-        chunks = [self._chunk(name, rows) for name, rows in self.raw.items()]
-        chunks += [self._chunk(name, rows) for name, rows in self.tables.items()]
+        """Every table's remaining decoded rows, as chunks (`stage_pending` first)."""
+        chunks = [self._chunk(name, rows) for name, rows in self.tables.items()]
         self.tables.clear()
-        self.raw.clear()
         return chunks
