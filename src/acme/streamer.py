@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from acme.capture.catalog import PrimaryKeys
-from acme.capture.pgoutput import Begin, Relation, decode, decode_begin, decode_commit
+from acme.capture.pgoutput import (
+    Begin,
+    Origin,
+    Relation,
+    TypeInfo,
+    decode,
+    decode_begin,
+    decode_commit,
+)
 from acme.capture.replication import ReplicationStream
 from acme.capture.transactions import Committed, RowChange, TableTruncate, TransactionAssembler
 from acme.capture.visibility import SnapshotVisibility
@@ -167,7 +175,7 @@ class Streamer:
             if kind in _ROWS:
                 if self.skipping:  # rows of a transaction we already hold
                     continue
-                # While a table's copy is under way, its rows are looked at one by one.
+                # While a table's copy may hold them, rows are looked at one by one.
                 if assembler.begin is not None and not self.copies:
                     pending.append(payload)
                     if len(pending) >= chunk_rows:
@@ -177,6 +185,8 @@ class Streamer:
                 begin = self.begin = decode_begin(payload)
                 assembler.began(begin)
                 stager.transaction_began(begin.commit_time, begin.final_lsn)
+                if self.copies:
+                    self._forget_passed_copies(begin.final_lsn)
                 self.skipping = self._already_held(begin.xid, begin.final_lsn)
                 continue
             elif kind == _COMMIT:
@@ -186,16 +196,14 @@ class Streamer:
                 continue
             elif kind == _TRUNCATE and self.skipping:
                 continue
-            self._stage_pending()  # anything else comes after the rows before it
             decoded = decode(payload)
+            if not isinstance(decoded, Origin | TypeInfo):  # those change nothing we keep
+                self._stage_pending()  # what follows comes after the rows before it
             if isinstance(decoded, Relation):
                 self._described(decoded)
-            for event in assembler.feed(decoded):
+            for event in assembler.feed(decoded):  # Begin and Commit never come here
                 if isinstance(event, RowChange):
                     self._stage_row(event)
-                elif isinstance(event, Committed):
-                    if self._committed(event):
-                        self._flush()
                 else:
                     self._truncate(event)
 
@@ -257,6 +265,12 @@ class Streamer:
         if self.applier.in_batch:
             self._submit(self.applier.commit, self.checkpoint).result()
         self.copies.update((copy.table, copy) for copy in copies)
+
+    def _forget_passed_copies(self, commit_lsn: int) -> None:
+        """Copies whose snapshot the stream has passed hold no transaction from this one on
+        (commit LSNs only grow)."""
+        self.copies = {name: copy for name, copy in self.copies.items()
+                       if copy.wal_lsn > commit_lsn}
 
     def _held_by_copy(self, relation: Relation) -> bool:
         copy = self.copies.get(warehouse_name(relation.namespace, relation.name))
