@@ -68,9 +68,20 @@ class ReplicationStream:
             raise classify_connect_error(dsn, error) from None
         self.pg = self.conn.pgconn
         self.flushed = 0
-        self.server_sent_lsn = 0  # how far the server has sent (keepalives move it when idle)
+        self._sent = 0  # see `server_sent_lsn`
+        self.last_data: memoryview | None = None  # the last XLogData message, if not yet read
         self.last_asked = 0.0
         self.unanswered_since: float | None = None  # first ask after the last thing received
+
+    @property
+    def server_sent_lsn(self) -> int:
+        """How far the server has sent: the WAL end of the last XLogData message or keepalive
+        (keepalives move it when idle)."""
+        if self.last_data is not None:
+            (wal_end,) = _XLOG_WAL_END.unpack_from(self.last_data, _XLOG_WAL_END_AT)
+            self._sent = max(self._sent, wal_end)
+            self.last_data = None
+        return self._sent
 
     def identify(self) -> SourceSystem:
         result = self._command("IDENTIFY_SYSTEM")
@@ -112,13 +123,11 @@ class ReplicationStream:
             self.unanswered_since = None
             kind = data[0]
             if kind == 0x77:  # 'w': XLogData
-                (wal_end,) = _XLOG_WAL_END.unpack_from(data, _XLOG_WAL_END_AT)
-                if wal_end > self.server_sent_lsn:
-                    self.server_sent_lsn = wal_end
+                self.last_data = data  # its WAL end is read when asked for (`server_sent_lsn`)
                 return bytes(data[_XLOG_DATA_AT:])
             if kind == 0x6B:  # 'k': primary keepalive
                 wal_end, _, reply = _KEEPALIVE.unpack_from(data, 1)
-                self.server_sent_lsn = max(self.server_sent_lsn, wal_end)
+                self._sent = max(self.server_sent_lsn, wal_end)
                 if reply:
                     self._send_feedback(ask_reply=False)
             consumed = True
