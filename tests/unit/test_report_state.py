@@ -11,7 +11,8 @@ from acme.capture.pgoutput import Column, Relation
 from acme.capture.transactions import RowChange, TableTruncate
 from acme.classification import StatusClassification
 from acme.warehouse.apply import BatchApplier
-from acme.warehouse.report_state import STATE_TABLES
+from acme.warehouse.deferred import DeferringConnection
+from acme.warehouse.report_state import STATE_TABLES, ReportState
 from acme.warehouse.stage import ChangeStager
 from acme.warehouse.store import Checkpoint, Warehouse
 from tests.state_oracle import rebuilt_state, visible_state
@@ -133,5 +134,41 @@ def test_a_state_of_the_earlier_layout_is_rebuilt(tmp_path):
         assert visible_state(warehouse.db) == expected
         batches.batch()
         assert visible_state(warehouse.db) == rebuilt_state(warehouse.db, StatusClassification())
+    finally:
+        warehouse.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("classification", [
+    StatusClassification(), StatusClassification(pending=("PENDING", "ON HOLD"))])
+def test_a_state_built_at_once_equals_the_windowed_build(tmp_path, monkeypatch, seed,
+                                                         classification):
+    """After a first copy every version is open since one time, and the state is built from
+    the events at that time alone (`StateTable.start_sql`): it must equal the windowed build,
+    which a version that ended brings back."""
+    warehouse = Warehouse.open(tmp_path / "w.duckdb")
+    try:
+        batches = RandomBatches(warehouse, classification, seed)
+        stager = ChangeStager(chunk_rows=7)
+        at = T0 + timedelta(seconds=1)
+        for relation, rows, make in ((ORDERS, batches.orders, batches.order_row),
+                                     (ITEMS, batches.items, batches.item_row)):
+            for key in range(1, 60):
+                rows[key] = make(key)
+                if (chunk := stager.add(RowChange(relation, "I", rows[key]), at, 10)):
+                    batches.applier.stage(chunk)
+        for chunk in stager.drain():
+            batches.applier.stage(chunk)
+        batches.applier.commit(Checkpoint(15, T0, None))
+        state = ReportState(DeferringConnection(warehouse.db), classification)
+        assert state._all_open_since_one_time()
+        at_once = rebuilt_state(warehouse.db, classification)
+        assert all(at_once.values())  # every report has groups to count
+        with monkeypatch.context() as patched:
+            patched.setattr(ReportState, "_all_open_since_one_time", lambda self: False)
+            assert rebuilt_state(warehouse.db, classification) == at_once
+
+        batches.batch()  # updates and deletes end versions: the windows are needed again
+        assert not state._all_open_since_one_time()
     finally:
         warehouse.close()
