@@ -87,10 +87,6 @@ class _TableRows:
         })
         return StageChunk(table, distinct, rows)
 
-    def columns(self) -> tuple[list, ...]:
-        return (self.seqs, self.ops, self.commit_times, self.lsns, self.rows, self.relations,
-                self.by)
-
     def _runs(self) -> list[tuple[Relation, list[tuple]]]:
         """Consecutive rows described by the same Relation message."""
         runs: list[tuple[Relation, list[tuple]]] = []
@@ -155,8 +151,10 @@ class ChangeStager:
             if relation is None:
                 continue  # not a relation's row message: the assembler says what is wrong
             positions = messages.new_tuple_only(oid, relation.old_tuple_holds_key)
+            if not len(positions):
+                continue
             columns = new_tuples_as_columns(messages, positions, len(relation.columns))
-            if not len(positions) or columns is None:
+            if columns is None:
                 continue
             staged[positions] = True
             chunks.append(self._plain_chunk(relation, messages.kinds[positions] == UPDATE,
