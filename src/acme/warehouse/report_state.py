@@ -71,9 +71,11 @@ class StateTable:
 
     def apply_sql(self, events: str, by_group: bool = True) -> tuple[str, ...]:
         """Fold `events` (groups, `_t`, measure deltas) into the versions: build the new
-        versions, close the open ones they follow, append those that ended and have something
-        to count to the closed ones, and replace the changed groups' rows of `now`.
+        versions (`state_versions`, left for the caller to drop), append to the closed ones
+        the open versions they follow and those that ended with something to count, then set
+        each changed group's row of `now` to its last version (none: nothing to count).
         `by_group`: the windows are partitioned by group, else one ordered run (`window_sql`).
+        Three statements: each costs a batch some milliseconds whatever its rows.
 
         A boundary older than the group's open version (commit times are not strictly
         monotonic in commit order) is moved to that version's start."""
@@ -124,19 +126,22 @@ class StateTable:
                    s._valid_from, v._first
             FROM {self.now} AS s
             JOIN (SELECT {group_list}, min(_valid_from) AS _first FROM state_versions
-                  GROUP BY ALL) AS v ON {same_v}""",
-            f"""
-            INSERT INTO {self.closed} ({names}, _valid_from, _valid_to)
+                  GROUP BY ALL) AS v ON {same_v}
+            UNION ALL
             SELECT {names}, _valid_from, _valid_to FROM state_versions
             WHERE _valid_to IS NOT NULL AND ({self.exists})""",
+            # A group's last version is the one still open (`_valid_to` NULL): one a group.
             f"""
-            DELETE FROM {self.now} AS s
-            USING (SELECT DISTINCT {group_list} FROM state_versions) AS v WHERE {same_v}""",
-            f"""
-            INSERT INTO {self.now} ({names}, _valid_from)
-            SELECT {names}, _valid_from
-            FROM state_versions WHERE _valid_to IS NULL AND ({self.exists})""",
-            "DROP TABLE state_versions",
+            MERGE INTO {self.now} AS s
+            USING (SELECT *, ({self.exists}) AS _exists FROM state_versions
+                   WHERE _valid_to IS NULL) AS v ON {same_v}
+            WHEN MATCHED AND v._exists THEN
+                UPDATE SET {', '.join(f'{m} = v.{m}' for m in self.measures)},
+                           _valid_from = v._valid_from
+            WHEN MATCHED THEN DELETE
+            WHEN NOT MATCHED AND v._exists THEN
+                INSERT ({names}, _valid_from)
+                VALUES ({', '.join(f'v.{n}' for n in self.columns)}, v._valid_from)""",
         )
 
     def start_sql(self, events: str) -> str:
@@ -310,6 +315,8 @@ class ReportState:
                 table.apply_sql(events[table])
             for statement in (*table.create_sql(), *built):
                 self.db.execute(statement)
+        if not at_once:
+            self.db.execute("DROP TABLE state_versions")
 
     def _all_open_since_one_time(self) -> bool:
         """Whether every order and item version is open and began at the same time, as after
@@ -383,7 +390,7 @@ class ReportState:
         for table in STATE_TABLES if "orders" in touched else (PENDING_ITEMS,):
             for statement in table.apply_sql(events[table], by_group):
                 self.db.later(statement)
-        for table in ("batch_orders", "batch_items", "batch_pending_orders",
+        for table in ("state_versions", "batch_orders", "batch_items", "batch_pending_orders",
                       *(f"net_{t}" for t in NEEDED if t not in touched)):
             self.db.later(f"DROP TABLE {table}")
 
