@@ -18,7 +18,7 @@ from acme.lake.maintenance import (
     maintain_table,
 )
 from acme.lake.writer import LakeCommit, LakeWriter
-from acme.warehouse.store import Warehouse
+from acme.warehouse.store import Warehouse, warehouse_cursor
 
 AUTO_COMPACT_FILES = 64
 
@@ -29,7 +29,7 @@ class LakeFollower:
                  failed: Callable[[str], None] = lambda reason: None,
                  maintained: Callable[[TableMaintenance], None] = lambda result: None):
         self.lake = lake
-        self.writer = LakeWriter(self.lake, warehouse.db.cursor())
+        self.writer = LakeWriter(self.lake, warehouse_cursor(warehouse.db))
         self.interval = interval
         self.committed, self.failed, self.maintained = committed, failed, maintained
         self.files_at_maintenance: dict[str, int] = {}

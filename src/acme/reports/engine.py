@@ -14,6 +14,7 @@ from acme.classification import StatusClassification
 from acme.errors import ConfigError, WarehouseError
 from acme.lsn import format_lsn
 from acme.reports.definitions import REPORTS, Report
+from acme.warehouse.store import warehouse_cursor
 
 MAX_LIMIT = 1000
 
@@ -104,7 +105,7 @@ def consistent_read(db: duckdb.DuckDBPyConnection, classification: StatusClassif
                     as_of: datetime | None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A cursor in one transaction (an answer and its freshness from one snapshot), once the
     state is known to answer with this classification and `as_of` to be within history."""
-    cursor = db.cursor()
+    cursor = warehouse_cursor(db)
     try:
         cursor.execute("BEGIN TRANSACTION")
         check_state(cursor, classification)

@@ -21,6 +21,7 @@ from acme.errors import WarehouseError
 from acme.lsn import format_lsn
 from acme.source.connect import connect
 from acme.verify.fingerprint import Dialect, Fingerprint
+from acme.warehouse.store import warehouse_cursor
 from acme.warehouse.tables import TableSpec, quote
 
 SHOWN_KEYS = 20
@@ -131,7 +132,7 @@ def _first_round(conn: psycopg.Connection, db: duckdb.DuckDBPyConnection, pairs:
                   for p in pairs}
         if following:
             _wait_applied(conn, db, options, lsn)
-        cursor = db.cursor()
+        cursor = warehouse_cursor(db)
         try:
             cursor.execute("BEGIN TRANSACTION")
             totals, differing, partial = {}, {}, set()
@@ -167,7 +168,7 @@ def _recheck(conn: psycopg.Connection, db: duckdb.DuckDBPyConnection, pairs: lis
                   .fetchall() for p in pairs if p.name in to_check}
         if following:
             _wait_applied(conn, db, options, lsn)
-        cursor = db.cursor()
+        cursor = warehouse_cursor(db)
         try:
             cursor.execute("BEGIN TRANSACTION")
             still = dict(differing)
@@ -198,7 +199,7 @@ def _wait_applied(conn: psycopg.Connection, db: duckdb.DuckDBPyConnection,
         row = conn.execute(
             "SELECT confirmed_flush_lsn - '0/0'::pg_lsn, active FROM pg_replication_slots "
             "WHERE slot_name = %s", (options.slot,)).fetchone()
-        cursor = db.cursor()
+        cursor = warehouse_cursor(db)
         try:
             checkpoint = cursor.execute("SELECT end_lsn FROM _acme.checkpoint").fetchone()
         finally:
@@ -255,7 +256,7 @@ def _pairs(conn: psycopg.Connection, db: duckdb.DuckDBPyConnection,
 
 
 def _warehouse_specs(db: duckdb.DuckDBPyConnection) -> dict[str, TableSpec]:
-    cursor = db.cursor()
+    cursor = warehouse_cursor(db)
     try:
         if cursor.execute("SELECT 1 FROM _acme.checkpoint").fetchone() is None:
             raise WarehouseError("the warehouse holds no data yet (its initial snapshot is "

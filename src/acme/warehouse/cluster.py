@@ -18,10 +18,9 @@ from collections.abc import Callable, Iterable
 
 import duckdb
 
-from acme.warehouse.store import OPEN
+from acme.warehouse.store import OPEN, ROW_GROUP_ROWS
 from acme.warehouse.tables import TableSpec, key_list, quote
 
-ROW_GROUP_ROWS = 122_880  # DuckDB's
 SCATTERED_GROUPS = 8
 SAMPLED_KEYS = 1_000
 # No table of the source is named so: a warehouse name holds a backslash only before a dot

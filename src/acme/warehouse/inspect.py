@@ -8,7 +8,7 @@ import duckdb
 
 from acme.lsn import format_lsn
 from acme.warehouse.stopped import SyncStopped, read_stopped
-from acme.warehouse.store import furthest_position
+from acme.warehouse.store import furthest_position, warehouse_cursor
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class OrderStory:
 def warehouse_status(db: duckdb.DuckDBPyConnection) -> WarehouseStatus:
     """Where the warehouse stands: the checkpoint and the row counters every apply keeps, so
     this costs the same whatever the table sizes."""
-    cursor = db.cursor()
+    cursor = warehouse_cursor(db)
     try:
         cursor.execute("BEGIN TRANSACTION")  # counters and checkpoint from one snapshot
         row = cursor.execute(
@@ -68,7 +68,7 @@ def _records(cursor: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], ...]:
 
 
 def order_story(db: duckdb.DuckDBPyConnection, order_id: int) -> OrderStory:
-    cursor = db.cursor()
+    cursor = warehouse_cursor(db)
     try:
         versions = _records(cursor.execute(
             """SELECT status, order_date, delivery_date, customer_id, _op AS operation,

@@ -32,7 +32,7 @@ import duckdb
 from acme.capture.copy_readers import CopiedBatch
 from acme.warehouse.cluster import order_scattered
 from acme.warehouse.merge import literal, unstorable_error, unstorable_sql
-from acme.warehouse.store import OPEN, Warehouse
+from acme.warehouse.store import OPEN, Warehouse, warehouse_cursor
 from acme.warehouse.tables import (
     TableSpec,
     column_list,
@@ -131,7 +131,7 @@ class _ValueChecks:
     failed: nothing to pay while every value fits)."""
 
     def __init__(self, warehouse: Warehouse, specs: list[TableSpec], lsn: int):
-        self.db = warehouse.db.cursor()
+        self.db = warehouse_cursor(warehouse.db)
         self.checks = {spec.name: (spec, unstorable_check_sql(spec, lsn)) for spec in specs}
 
     def check(self, copied: CopiedBatch) -> None:
@@ -163,7 +163,7 @@ class _Writer:
     committing when the batches end."""
 
     def __init__(self, warehouse: Warehouse, statements: dict[str, str], name: str):
-        self.db = warehouse.db.cursor()
+        self.db = warehouse_cursor(warehouse.db)
         self.statements = statements
         self.batches: queue.Queue = queue.Queue(maxsize=QUEUED_BATCHES)
         self.error: BaseException | None = None
