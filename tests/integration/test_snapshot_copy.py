@@ -92,7 +92,7 @@ def test_leftovers_of_an_interrupted_snapshot_are_replaced(source_db, warehouse_
 def test_a_source_heap_out_of_key_order_is_copied_in_key_order(source_db, warehouse_path,
                                                                 monkeypatch):
     """Updated rows are written wherever the heap has room, so the copy meets their keys
-    scattered; the first sync rewrites such a table in key order (row groups of 64 here, so
+    scattered; the first sync rewrites such a table in key order (row groups of 16 here, so
     that a small table has many)."""
     seed(source_db.app_dsn, SeedPlan.for_orders(2_000, seed=7))
     with psycopg.connect(source_db.app_dsn, autocommit=True) as conn:
@@ -101,7 +101,7 @@ def test_a_source_heap_out_of_key_order_is_copied_in_key_order(source_db, wareho
                             LOOP UPDATE operations.orders SET status = status
                                  WHERE order_id = id; END LOOP; END $$""")
         expected = source_state(conn)
-    monkeypatch.setattr(cluster, "ROW_GROUP_ROWS", 64)
+    monkeypatch.setattr(cluster, "ROW_GROUP_ROWS", 16)
     told = []
 
     class Watcher(SyncObserver):

@@ -325,7 +325,7 @@ def test_a_table_gone_scattered_is_rewritten_in_key_order_by_the_next_batch(ware
     apply(warehouse, txn(1, row(1, "a")))
     # Open versions whose keys are scattered over every row group, as a long stream leaves
     # them (each batch appends the keys it touched).
-    rows = 12 * ROW_GROUP_ROWS
+    rows = (SCATTERED_GROUPS + 12) * ROW_GROUP_ROWS
     warehouse.db.execute(f"""
         INSERT INTO open_versions.products (product_id, product_name, _valid_from, _op, _lsn)
         SELECT i, 'p' || i, '2026-01-01 00:00:01+00', 'insert', 100

@@ -12,7 +12,7 @@ from acme.warehouse.cluster import (
 from acme.warehouse.store import Warehouse
 from acme.warehouse.tables import TableSpec
 
-GROUPS = 12
+GROUPS = 72  # past SCATTERED_GROUPS
 ROWS = GROUPS * ROW_GROUP_ROWS
 ITEMS = TableSpec("items", (("order_id", "BIGINT"), ("line", "INTEGER"), ("note", "VARCHAR")),
                   ("order_id", "line"))
