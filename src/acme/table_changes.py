@@ -30,7 +30,7 @@ from acme.sync_options import SyncOptions
 from acme.warehouse.apply import BatchApplier
 from acme.warehouse.evolve import SchemaEvolution, plan
 from acme.warehouse.load import BATCH_NAME
-from acme.warehouse.merge import close_open_sql, literal
+from acme.warehouse.merge import close_open_sql
 from acme.warehouse.model import ensure_model
 from acme.warehouse.report_state import NEEDED as REPORT_TABLES
 from acme.warehouse.store import OPEN, Warehouse
@@ -38,6 +38,7 @@ from acme.warehouse.tables import (
     TableSpec,
     copied_as_text,
     copied_values_sql,
+    literal,
     quote,
     warehouse_name,
 )

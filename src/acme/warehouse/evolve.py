@@ -26,9 +26,8 @@ import duckdb
 import pyarrow as pa
 
 from acme.capture.columns import CatalogColumn
-from acme.warehouse.merge import literal
 from acme.warehouse.store import CLOSED, OPEN, read_spec, refresh_views
-from acme.warehouse.tables import cast_sql, quote
+from acme.warehouse.tables import cast_sql, literal, quote
 
 COLUMNS_TABLE = """CREATE TABLE IF NOT EXISTS _acme.columns (
     table_name VARCHAR NOT NULL,

@@ -31,12 +31,13 @@ import duckdb
 
 from acme.capture.copy_readers import CopiedBatch
 from acme.warehouse.cluster import order_scattered
-from acme.warehouse.merge import literal, unstorable_error, unstorable_sql
+from acme.warehouse.merge import unstorable_error, unstorable_sql
 from acme.warehouse.store import OPEN, Warehouse, warehouse_cursor
 from acme.warehouse.tables import (
     TableSpec,
     column_list,
     copied_values_sql,
+    literal,
     quote,
     split_columns,
     text_columns,

@@ -30,6 +30,7 @@ from acme.warehouse.tables import (
     column_list,
     key_list,
     key_match,
+    literal,
     quote,
     try_cast_sql,
 )
@@ -37,10 +38,6 @@ from acme.warehouse.tables import (
 VERSION_OP = "CASE _op WHEN 'I' THEN 'insert' ELSE 'update' END"
 STAGE_BOOKKEEPING = (("_seq", "BIGINT"), ("_op", "VARCHAR"), ("_commit_ts", "TIMESTAMPTZ"),
                      ("_lsn", "UBIGINT"), ("_unchanged", "VARCHAR[]"), ("_by", "VARCHAR[]"))
-
-
-def literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def stage_table(spec: TableSpec) -> str:

@@ -14,9 +14,8 @@ import re
 
 from acme.classification import StatusClassification
 from acme.warehouse.evolve import model_names
-from acme.warehouse.merge import literal
 from acme.warehouse.store import Warehouse
-from acme.warehouse.tables import quote
+from acme.warehouse.tables import literal, quote
 
 NEEDED = {"customers", "products", "orders", "order_items"}
 

@@ -22,8 +22,9 @@ from datetime import datetime
 
 from acme.classification import StatusClassification
 from acme.warehouse.deferred import DeferringConnection
-from acme.warehouse.merge import literal, next_in_run, window_sql
+from acme.warehouse.merge import next_in_run, window_sql
 from acme.warehouse.store import CLOSED, OPEN
+from acme.warehouse.tables import literal
 
 NEEDED = ("orders", "order_items")
 INFINITY = "'infinity'::TIMESTAMPTZ"

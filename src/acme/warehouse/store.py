@@ -35,7 +35,7 @@ from acme.capture.visibility import SnapshotVisibility
 from acme.errors import WarehouseError
 from acme.warehouse.ownership import SourceIdentity
 from acme.warehouse.stopped import STOPPED_DDL
-from acme.warehouse.tables import TableSpec, column_list, quote
+from acme.warehouse.tables import TableSpec, column_list, literal, quote
 
 OPEN, CLOSED = "open_versions", "closed_versions"
 BOOTSTRAP = [
@@ -138,9 +138,8 @@ class Warehouse:
                 connection = duckdb.connect(str(path), read_only=True)
             else:
                 connection = duckdb.connect()
-                quoted = "'" + str(path).replace("'", "''") + "'"
-                connection.execute(
-                    f"ATTACH {quoted} AS {WAREHOUSE} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+                connection.execute(f"ATTACH {literal(str(path))} AS {WAREHOUSE} "
+                                   f"(ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
                 connection.execute(f"USE {WAREHOUSE}")
         except duckdb.IOException as error:
             if "lock" in str(error).lower():

@@ -179,6 +179,10 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def column_list(spec: "TableSpec") -> str:
     """SQL: the table's source columns, comma separated."""
     return ", ".join(quote(name) for name in spec.column_names)
