@@ -123,7 +123,8 @@ def _copy_with_retries(warehouse: Warehouse, options: SyncOptions, identity: Sou
 def _copy(warehouse: Warehouse, options: SyncOptions, identity: SourceIdentity,
           observer: SyncObserver) -> None:
     try:
-        with ParallelCopy() as copy, \
+        with ParallelCopy(options.dsn, options.snapshot_connections,
+                          options.application_name) as copy, \
                 connect(options.dsn, options.application_name, autocommit=True) as conn:
             slot = source_position(conn, options.slot)
             creator = None
@@ -180,8 +181,7 @@ def _snapshot(conn: psycopg.Connection, copy: ParallelCopy, warehouse: Warehouse
         warehouse.record_confirmed(slot_lsn)
         warehouse.record_source(identity)
 
-    copy.start(options.dsn, point.name, parts, options.snapshot_connections,
-               options.application_name)
+    copy.start(point.name, parts)
     rows = load_snapshot(warehouse, [table.spec for table in tables], copy, valid_from,
                          point.wal_lsn, finish, observer.snapshot_rows, observer.table_ordering)
     conn.execute("COMMIT")

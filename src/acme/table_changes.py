@@ -181,9 +181,8 @@ class TableChanges:
                             + ", ".join(f"{quote(c)} {kinds[c]}" for c in columns) + ")")
             read = replace(table, spec=copied_as_text(table.spec, kinds))
             values = ", ".join(copied_values_sql(read.spec, kinds))
-            with ParallelCopy() as copy:
-                copy.start(self.options.dsn, point.name, plan_parts(conn, [read]), 1,
-                           self.options.application_name)
+            with ParallelCopy(self.options.dsn, 1, self.options.application_name) as copy:
+                copy.start(point.name, plan_parts(conn, [read]))
                 for copied in copy:
                     snapshot_raw = copied.batch  # noqa: F841 -- found by name (load.py)
                     self.db.execute(f"INSERT INTO joined SELECT {values} FROM {BATCH_NAME}")

@@ -37,8 +37,8 @@ def test_block_ranges_over_several_connections_copy_every_row_once(source_db):
         with psycopg.connect(source_db.app_dsn, autocommit=True) as app:
             app.execute("INSERT INTO operations.orders (status) VALUES ('AFTER THE SNAPSHOT')")
         copied: dict[str, list[int]] = {name: [] for name in expected}
-        with ParallelCopy() as copy:
-            copy.start(source_db.cdc_dsn, point.name, parts, connections=3)
+        with ParallelCopy(source_db.cdc_dsn, connections=3) as copy:
+            copy.start(point.name, parts)
             for batch in copy:
                 key = next(t.spec.key[0] for t in tables if t.spec.name == batch.table)
                 copied[batch.table] += batch.batch.column(key).to_pylist()
@@ -55,9 +55,9 @@ def test_a_reader_process_that_dies_is_a_lost_copy_connection_not_a_dead_sync(so
     with psycopg.connect(source_db.cdc_dsn, autocommit=True) as conn:
         point = begin_snapshot(conn, None)
         parts = plan_parts(conn, published_tables(conn, source_db.publication), part_pages=4)
-        with ParallelCopy() as copy, \
+        with ParallelCopy(source_db.cdc_dsn, connections=2) as copy, \
                 pytest.raises(SourceUnreachable, match="the copy process ended") as lost:
-            copy.start(source_db.cdc_dsn, point.name, parts, connections=2)
+            copy.start(point.name, parts)
             for _ in copy:
                 os.kill(copy.process.pid, signal.SIGABRT)
         conn.execute("COMMIT")

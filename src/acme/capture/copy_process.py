@@ -32,6 +32,7 @@ from acme.capture.copy_readers import (
     TABLE_KEY,
     CopiedBatch,
     CopyQuery,
+    CopySource,
     CopyWork,
 )
 from acme.capture.snapshot import CopyPart
@@ -42,26 +43,30 @@ from acme.source.connect import DEFAULT_APPLICATION, conninfo
 
 class ParallelCopy:
     """Several connections inside the exported snapshot, reading the parts as Arrow batches
-    in a child process. The child is started at once: loading its modules takes it some
-    0.16 s, which overlaps whatever the caller does (such as creating the slot) until `start`
-    gives it the work. Iterating yields each part's batches (parts interleave); closing stops
-    the child. Use it as a context manager."""
+    in a child process. The child is started at once and connects: loading its modules and
+    opening its connections take it some 0.3 s, which overlaps whatever the caller does (such
+    as creating the slot) until `start` gives it the work. Iterating yields each part's
+    batches (parts interleave); closing stops the child. Use it as a context manager."""
 
-    def __init__(self):
-        self.source = ""
+    def __init__(self, dsn: str, connections: int,
+                 application_name: str = DEFAULT_APPLICATION):
+        self.source = mask_dsn(dsn)
         self.process = subprocess.Popen([sys.executable, "-m", copy_readers.__name__],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        pickle.dump(CopySource(conninfo(dsn, application_name), self.source, connections),
+                    self.process.stdin)
+        self.process.stdin.flush()
 
-    def start(self, dsn: str, snapshot_name: str, parts: list[CopyPart], connections: int,
-              application_name: str = DEFAULT_APPLICATION) -> None:
-        """Open the child's connections in the snapshot and begin the copy."""
-        self.source = mask_dsn(dsn)
-        work = CopyWork(conninfo(dsn, application_name), self.source, snapshot_name,
-                        [CopyQuery(part.table.spec.name, part.query()) for part in parts],
-                        connections)
-        with self.process.stdin:
-            pickle.dump(work, self.process.stdin)
-        self._expect(READY)  # the connections are open (or why they are not)
+    def start(self, snapshot_name: str, parts: list[CopyPart]) -> None:
+        """Import the snapshot in the child's connections and begin the copy."""
+        work = CopyWork(snapshot_name,
+                        [CopyQuery(part.table.spec.name, part.query()) for part in parts])
+        try:
+            with self.process.stdin:
+                pickle.dump(work, self.process.stdin)
+        except BrokenPipeError:
+            pass  # the child ended: reading its answer says so
+        self._expect(READY)  # the connections are in the snapshot (or why they are not)
 
     def __enter__(self) -> "ParallelCopy":
         return self

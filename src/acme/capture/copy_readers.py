@@ -9,7 +9,10 @@ stays flat whatever the table size.
 This module is the child's whole program (`python -m acme.capture.copy_readers`), so it
 imports only what reading needs: the parent plans the queries and builds the connection
 string, and the child starts its copy about 0.2 s sooner than with psycopg and pydantic
-loaded too. It answers on stdout with length-prefixed messages; each batch is one Arrow IPC
+loaded too. It is told where to connect first (`CopySource`) and opens its connections at
+once, together (each ADBC connection reads the server's type catalog first), while the
+parent creates the slot and plans the copy; then it is told the snapshot and the queries
+(`CopyWork`). It answers on stdout with length-prefixed messages; each batch is one Arrow IPC
 stream, so at most a pipe's worth and the readers' bounded queue are in flight. An error of
 ours reaches the parent as the same exception; a driver's error as `SourceUnreachable` (the
 copy is redone).
@@ -49,14 +52,20 @@ class CopyQuery:
 
 
 @dataclass(frozen=True)
-class CopyWork:
-    """What the parent asks of the child."""
+class CopySource:
+    """Where the child connects: the parent's first message."""
 
     conninfo: str
     source: str  # the DSN as errors show it (password masked)
+    connections: int
+
+
+@dataclass(frozen=True)
+class CopyWork:
+    """What the child copies: the parent's second message."""
+
     snapshot_name: str
     queries: list[CopyQuery]  # largest first
-    connections: int
 
 
 @dataclass(frozen=True)
@@ -70,28 +79,29 @@ class CopyReaders:
     """Connections inside the exported snapshot, reading the queries as Arrow batches.
 
     Iterating yields each query's batches (queries interleave); closing stops the readers and
-    ends their transactions. Use it as a context manager.
+    closes every connection it was given. Use it as a context manager.
     """
 
-    def __init__(self, work: CopyWork):
-        self.source = work.source
+    def __init__(self, source: str, connections: list[adbc.Connection], work: CopyWork):
+        self.source = source
         self.queries: queue.SimpleQueue[CopyQuery] = queue.SimpleQueue()
         for query in work.queries:
             self.queries.put(query)
-        count = max(1, min(work.connections, len(work.queries)))
-        self.batches: queue.Queue = queue.Queue(maxsize=count * QUEUED_BATCHES_PER_CONNECTION)
+        self.connections = connections
         self.stopping = threading.Event()
         self.lost = threading.Event()  # a reader failed: the copy will be redone
-        self.connections: list[adbc.Connection] = []
         try:
-            for _ in range(count):
-                self.connections.append(_snapshot_connection(work))
+            reading = connections[:max(1, len(work.queries))]
+            for conn in reading:
+                _import_snapshot(conn, work.snapshot_name)
         except BaseException:
             self._close_connections()
             raise
+        self.batches: queue.Queue = queue.Queue(
+            maxsize=len(reading) * QUEUED_BATCHES_PER_CONNECTION)
         self.threads = [threading.Thread(target=self._read, args=(conn, number), daemon=True,
                                          name=f"snapshot-reader-{number}")
-                        for number, conn in enumerate(self.connections)]
+                        for number, conn in enumerate(reading)]
         for thread in self.threads:
             thread.start()
 
@@ -163,21 +173,38 @@ class CopyReaders:
             conn.close()
 
 
-def _snapshot_connection(work: CopyWork) -> adbc.Connection:
-    """An ADBC connection in a read-only transaction that imported the snapshot."""
-    try:
-        conn = adbc.connect(work.conninfo, autocommit=True)
-    except adbc.Error as error:
-        raise SourceUnreachable(f"cannot open the copy connection to {work.source}: "
-                                f"{str(error).splitlines()[0]}") from None
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            cursor.execute(f"SET TRANSACTION SNAPSHOT '{work.snapshot_name}'")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+def _open_connections(source: CopySource) -> list[adbc.Connection]:
+    """The copy's connections, opened together."""
+    opened: list[adbc.Connection | BaseException] = []
+
+    def open_one() -> None:
+        try:
+            opened.append(adbc.connect(source.conninfo, autocommit=True))
+        except BaseException as error:  # noqa: BLE001 -- raised below, after every attempt
+            opened.append(error)
+
+    threads = [threading.Thread(target=open_one) for _ in range(max(1, source.connections))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    connections = [conn for conn in opened if isinstance(conn, adbc.Connection)]
+    failed = [error for error in opened if not isinstance(error, adbc.Connection)]
+    if failed:
+        for conn in connections:
+            conn.close()
+        if isinstance(failed[0], adbc.Error):
+            raise SourceUnreachable(f"cannot open the copy connection to {source.source}: "
+                                    f"{str(failed[0]).splitlines()[0]}") from None
+        raise failed[0]
+    return connections
+
+
+def _import_snapshot(conn: adbc.Connection, snapshot_name: str) -> None:
+    """Put the connection in a read-only transaction that imported the snapshot."""
+    with conn.cursor() as cursor:
+        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_name}'")
 
 
 def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -187,32 +214,49 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
-def _send(out: BinaryIO, kind: bytes, *payload: bytes | pa.Buffer) -> None:
-    size = KIND_BYTES + sum(len(part) for part in payload)
-    out.write(LENGTH.pack(size) + kind.ljust(KIND_BYTES, b"\0"))
-    for part in payload:
-        out.write(part)
+def _send(out: BinaryIO, kind: bytes, payload: bytes = b"") -> None:
+    out.write(LENGTH.pack(KIND_BYTES + len(payload)) + kind.ljust(KIND_BYTES, b"\0") + payload)
     out.flush()
 
 
+def _send_batch(out: BinaryIO, pipe: pa.NativeFile, batch: pa.RecordBatch) -> None:
+    """A batch as one Arrow IPC stream, written straight into the pipe (no copy of it in
+    between: a tenth of the child's work), after its size, counted without writing it."""
+    counted = pa.MockOutputStream()
+    _write_stream(counted, batch)
+    out.write(LENGTH.pack(KIND_BYTES + counted.size()) + BATCH.ljust(KIND_BYTES, b"\0"))
+    _write_stream(pipe, batch)
+    out.flush()
+
+
+def _write_stream(sink: pa.NativeFile, batch: pa.RecordBatch) -> None:
+    with pa.ipc.new_stream(sink, batch.schema) as stream:
+        stream.write_batch(batch)
+
+
 def serve(out: BinaryIO) -> None:
-    """The child: read its work from stdin, send the batches to `out`."""
+    """The child: connect where stdin's first message says, copy what its second one says,
+    send the batches to `out`. A failure to connect is told once the work has come."""
+    source: CopySource = pickle.load(sys.stdin.buffer)
+    try:
+        connections, failure = _open_connections(source), None
+    except BaseException as error:  # noqa: BLE001 -- told once the work has come
+        connections, failure = [], error
     work: CopyWork = pickle.load(sys.stdin.buffer)
     try:
-        with CopyReaders(work) as readers:
+        if failure is not None:
+            raise failure
+        with CopyReaders(source.source, connections, work) as readers:
             _send(out, READY)
+            pipe = pa.PythonFile(out, mode="w")
             for copied in readers:
-                batch = copied.batch.replace_schema_metadata(
-                    {TABLE_KEY: copied.table.encode(), READER_KEY: str(copied.reader).encode()})
-                sink = pa.BufferOutputStream()
-                with pa.ipc.new_stream(sink, batch.schema) as stream:
-                    stream.write_batch(batch)
-                _send(out, BATCH, sink.getvalue())
+                _send_batch(out, pipe, copied.batch.replace_schema_metadata(
+                    {TABLE_KEY: copied.table.encode(), READER_KEY: str(copied.reader).encode()}))
         _send(out, DONE)
     except BaseException as error:  # noqa: BLE001 -- every failure goes to the parent
         if not isinstance(error, AcmeError):  # a driver's error: the copy is redone
             lines = str(error).strip().splitlines() or [type(error).__name__]
-            error = SourceUnreachable(f"copy connection to {work.source} lost: {lines[0]}")
+            error = SourceUnreachable(f"copy connection to {source.source} lost: {lines[0]}")
         _send(out, ERROR, pickle.dumps(error))
 
 
