@@ -25,7 +25,7 @@ def test_dates_and_timestamps_are_split_with_companions_whose_names_never_clash(
     assert split_columns(SPEC) == {"d": "d:text", "ts": "ts:text_", "tz": "tz:text"}
     assert text_columns(SPEC) == ("n", "ts:text")
     listed = copy_select_list(SPEC)
-    assert listed.startswith('"id", CASE WHEN isfinite("d") THEN "d" END AS "d", '
+    assert listed.startswith('"id", "d", '
                              'CASE WHEN NOT (isfinite("d")) THEN "d"::text END AS "d:text", ')
     assert """"ts" <= '294247-01-10 04:00:54.775806'::timestamp""" in listed
     assert """"tz" <= '294247-01-10 04:00:54.775806+00'::timestamptz""" in listed
@@ -40,15 +40,25 @@ def _values(spec: TableSpec, batch: pa.Table, kinds: dict[str, str] | None = Non
         return db.execute(f"SELECT {', '.join(values)} FROM snapshot_raw").fetchall()
 
 
+# What ADBC's driver 1.8 makes of an infinite date and timestamp: wrapped, wrong values.
+WRAPPED_DATE_INFINITY = -2147472692
+WRAPPED_TIMESTAMP_MINUS_INFINITY = -9222425352054775808
+
+
 def test_binary_values_are_kept_and_companion_text_is_cast_like_a_streamed_value():
+    """Where the companion holds a value's text, it replaces the binary value (the driver's
+    wrapped one)."""
     spec = TableSpec("t", (("id", "BIGINT"), ("d", "DATE"), ("ts", "TIMESTAMP"),
                            ("n", "DECIMAL(10,2)")), ("id",))
     batch = pa.table({
         "id": pa.array([1, 2, 3], pa.int64()),
-        "d": pa.array([date(2026, 11, 25), None, None], pa.date32()),
+        "d": pa.concat_arrays([pa.array([date(2026, 11, 25)], pa.date32()),
+                               pa.array([WRAPPED_DATE_INFINITY], pa.int32()).cast(pa.date32()),
+                               pa.array([None], pa.date32())]),
         "d:text": pa.array([None, "infinity", None], pa.string()),
-        "ts": pa.array([None, datetime(2026, 11, 25, 14, 30, 0, 123456), None],
-                       pa.timestamp("us")),
+        "ts": pa.concat_arrays([
+            pa.array([WRAPPED_TIMESTAMP_MINUS_INFINITY], pa.int64()).cast(pa.timestamp("us")),
+            pa.array([datetime(2026, 11, 25, 14, 30, 0, 123456), None], pa.timestamp("us"))]),
         "ts:text": pa.array(["-infinity", None, None], pa.string()),
         "n": pa.array(["12.50", None, "-0.01"], pa.string()),
     })
