@@ -169,12 +169,13 @@ def _snapshot(conn: psycopg.Connection, copy: ParallelCopy, warehouse: Warehouse
     catalogs = {table.spec.name: catalog_columns(conn, table.schema, table.spec.name)
                 for table in tables}
 
-    def finish() -> None:
+    def created() -> None:
         evolution = SchemaEvolution(warehouse.db)
         for table in tables:
-            warehouse.recount(table.spec.name)
             evolution.record_catalog(table.spec.name, catalogs[table.spec.name])
         ensure_model(warehouse, options.classification)
+
+    def finish() -> None:
         ReportState(DeferringConnection(warehouse.db), options.classification).ensure(
             set(warehouse.tables()))
         warehouse.write_checkpoint(checkpoint)
@@ -183,6 +184,7 @@ def _snapshot(conn: psycopg.Connection, copy: ParallelCopy, warehouse: Warehouse
 
     copy.start(point.name, parts)
     rows = load_snapshot(warehouse, [table.spec for table in tables], copy, valid_from,
-                         point.wal_lsn, finish, observer.snapshot_rows, observer.table_ordering)
+                         point.wal_lsn, created, finish, observer.snapshot_rows,
+                         observer.table_ordering)
     conn.execute("COMMIT")
     observer.snapshot_done(rows, time.monotonic() - started)

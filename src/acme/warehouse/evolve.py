@@ -165,10 +165,12 @@ class SchemaEvolution:
 
     def record(self, table: str, columns: list[Known]) -> None:
         self.db.execute("DELETE FROM _acme.columns WHERE table_name = $1", [table])
-        if columns:
-            self.db.executemany("INSERT INTO _acme.columns VALUES ($1, $2, $3, $4, $5)",
-                                [[table, c.attnum, c.name, c.first_name, c.catalog_xid]
-                                 for c in columns])
+        if columns:  # one statement: DuckDB's executemany runs one a row
+            self.db.execute(
+                "INSERT INTO _acme.columns SELECT $1, unnest($2), unnest($3), unnest($4), "
+                "unnest($5)", [table, [c.attnum for c in columns], [c.name for c in columns],
+                               [c.first_name for c in columns],
+                               [c.catalog_xid for c in columns]])
 
     def record_catalog(self, table: str, catalog: list[CatalogColumn]) -> None:
         """The columns a fresh copy of the table holds."""

@@ -86,18 +86,21 @@ def unstorable_check_sql(spec: TableSpec, lsn: int) -> str | None:
 
 def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
                   batches: Iterable[CopiedBatch], valid_from: datetime, lsn: int,
-                  finish: Callable[[], None],
+                  created: Callable[[], None], finish: Callable[[], None],
                   progress: Callable[[int], None] = lambda rows: None,
                   ordering: Callable[[str, float], None] = lambda table, groups: None) -> int:
     """Replace any leftovers with the copied rows, each table in key order if its rows were
     scattered (`cluster.py`; `ordering` is told the table and the row groups a key's lookup
-    read); `finish` runs in the transaction that commits last, once the versions are
-    committed. Returns the rows loaded."""
+    read), and count them. `created` runs in the transaction that creates the tables, before
+    any row is copied; `finish` in the transaction that commits last, once the versions are
+    committed: as little as can be is left for then, when the copy no longer keeps both
+    cores busy. Returns the rows loaded."""
     with warehouse.transaction():
         warehouse.drop_tables()
         known: dict[str, TableSpec] = {}
         specs = [warehouse.ensure_table(spec, known) for spec in specs]
-    rows = 0
+        created()
+    loaded = dict.fromkeys((spec.name for spec in specs), 0)
     with _settings(warehouse, threads=1, memory_limit=MEMORY_LIMIT,
                    write_buffer_row_group_count=1):
         statements = {spec.name: versions_sql(spec, valid_from, lsn) for spec in specs}
@@ -106,7 +109,7 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
         try:
             for copied in batches:
                 writers[copied.reader % WRITERS].put(copied)
-                rows += copied.batch.num_rows
+                loaded[copied.table] += copied.batch.num_rows
                 progress(copied.batch.num_rows)
             for writer in writers:
                 writer.end()  # each commits on its own thread as soon as it is done
@@ -123,8 +126,10 @@ def load_snapshot(warehouse: Warehouse, specs: list[TableSpec],
                 writer.close()
     with warehouse.transaction():
         order_scattered(warehouse.db, specs, ordering)
+        warehouse.add_rows({(layer, name): rows for name, rows in loaded.items()
+                            for layer in ("history", "current")})
         finish()
-    return rows
+    return sum(loaded.values())
 
 
 class _ValueChecks:
