@@ -10,6 +10,7 @@ from acme.capture.pgoutput import UNCHANGED, Column, Relation
 from acme.capture.transactions import RowChange, TableTruncate
 from acme.classification import StatusClassification
 from acme.errors import UnstorableValue
+from acme.warehouse import apply as apply_module
 from acme.warehouse.apply import BatchApplier
 from acme.warehouse.cluster import ROW_GROUP_ROWS, SCATTERED_GROUPS, groups_read_per_key
 from acme.warehouse.stage import ChangeStager
@@ -52,9 +53,11 @@ def warehouse(tmp_path):
     store.close()
 
 
-def apply(warehouse, *transactions, chunk_rows: int = 2, **applier_options):
-    """Stage the transactions in small chunks, as the pipeline does, then commit them."""
-    applier = BatchApplier(warehouse, StatusClassification(), **applier_options)
+def apply(warehouse, *transactions, chunk_rows: int = 2, applier: BatchApplier | None = None,
+          **applier_options):
+    """Stage the transactions in small chunks, as the pipeline does, then commit them (with
+    `applier`, or a new one)."""
+    applier = applier or BatchApplier(warehouse, StatusClassification(), **applier_options)
     stager = ChangeStager(chunk_rows)
     try:
         for second, changes in transactions:
@@ -321,18 +324,39 @@ def test_a_warehouse_of_the_earlier_layout_is_converted_when_opened(tmp_path):
     store.close()
 
 
-def test_a_table_gone_scattered_is_rewritten_in_key_order_by_the_next_batch(warehouse):
-    apply(warehouse, txn(1, row(1, "a")))
-    # Open versions whose keys are scattered over every row group, as a long stream leaves
-    # them (each batch appends the keys it touched).
+def _scatter_products(warehouse) -> int:
+    """Open versions whose keys are scattered over every row group, as a long stream leaves
+    them (each batch appends the keys it touched); returns how many."""
     rows = (SCATTERED_GROUPS + 12) * ROW_GROUP_ROWS
     warehouse.db.execute(f"""
         INSERT INTO open_versions.products (product_id, product_name, _valid_from, _op, _lsn)
         SELECT i, 'p' || i, '2026-01-01 00:00:01+00', 'insert', 100
         FROM (SELECT range + 2 AS i FROM range({rows}) ORDER BY hash(range))""")
     assert groups_read_per_key(warehouse.db, PRODUCTS_SPEC) > SCATTERED_GROUPS
+    return rows
+
+
+def test_a_table_found_scattered_when_sync_starts_is_rewritten_before_any_batch(warehouse):
+    apply(warehouse, txn(1, row(1, "a")))
+    rows = _scatter_products(warehouse)
     told = []
-    apply(warehouse, txn(2, upd(5, "e")), ordering=lambda table, groups: told.append(table))
+    BatchApplier(warehouse, StatusClassification(),
+                 ordering=lambda table, groups: told.append(table))
+    assert told == ["products"]
+    assert groups_read_per_key(warehouse.db, PRODUCTS_SPEC) == pytest.approx(1.0, abs=0.2)
+    apply(warehouse, txn(2, upd(5, "e")))
+    assert history(warehouse, 5) == [("p5", at(1), at(2), "insert"), ("e", at(2), None, "update")]
+    assert warehouse.db.execute("SELECT count(*) FROM current.products").fetchone()[0] == rows + 1
+
+
+def test_a_table_gone_scattered_while_streaming_is_rewritten_by_a_batch(warehouse, monkeypatch):
+    monkeypatch.setattr(apply_module, "ORDER_CHECK_SECONDS", 0)  # every batch looks
+    apply(warehouse, txn(1, row(1, "a")))
+    told = []
+    applier = BatchApplier(warehouse, StatusClassification(),
+                           ordering=lambda table, groups: told.append(table))
+    rows = _scatter_products(warehouse)
+    apply(warehouse, txn(2, upd(5, "e")), applier=applier)
     assert told == ["products"]
     assert groups_read_per_key(warehouse.db, PRODUCTS_SPEC) == pytest.approx(1.0, abs=0.2)
     assert history(warehouse, 5) == [("p5", at(1), at(2), "insert"), ("e", at(2), None, "update")]
