@@ -25,6 +25,7 @@ import struct
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -174,30 +175,21 @@ class CopyReaders:
 
 
 def _open_connections(source: CopySource) -> list[adbc.Connection]:
-    """The copy's connections, opened together."""
-    opened: list[adbc.Connection | BaseException] = []
-
-    def open_one() -> None:
-        try:
-            opened.append(adbc.connect(source.conninfo, autocommit=True))
-        except BaseException as error:  # noqa: BLE001 -- raised below, after every attempt
-            opened.append(error)
-
-    threads = [threading.Thread(target=open_one) for _ in range(max(1, source.connections))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    connections = [conn for conn in opened if isinstance(conn, adbc.Connection)]
-    failed = [error for error in opened if not isinstance(error, adbc.Connection)]
+    """The copy's connections, opened together; if any fails, none is left open."""
+    count = max(1, source.connections)
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        opening = [pool.submit(adbc.connect, source.conninfo, autocommit=True)
+                   for _ in range(count)]
+    failed = [future.exception() for future in opening if future.exception() is not None]
     if failed:
-        for conn in connections:
-            conn.close()
+        for future in opening:
+            if future.exception() is None:
+                future.result().close()
         if isinstance(failed[0], adbc.Error):
             raise SourceUnreachable(f"cannot open the copy connection to {source.source}: "
                                     f"{str(failed[0]).splitlines()[0]}") from None
         raise failed[0]
-    return connections
+    return [future.result() for future in opening]
 
 
 def _import_snapshot(conn: adbc.Connection, snapshot_name: str) -> None:
