@@ -44,8 +44,9 @@ from acme.source.connect import DEFAULT_APPLICATION, conninfo
 class ParallelCopy:
     """Several connections inside the exported snapshot, reading the parts as Arrow batches
     in a child process. The child is started at once and connects: loading its modules and
-    opening its connections take it some 0.3 s, which overlaps whatever the caller does (such
-    as creating the slot) until `start` gives it the work. Iterating yields each part's
+    opening its connections take it some 0.2 s, which overlaps whatever the caller does (such
+    as creating the slot) until `start` gives it the work; it then reads while the caller
+    goes on until it iterates. Iterating yields each part's
     batches (parts interleave); closing stops the child. Use it as a context manager."""
 
     def __init__(self, dsn: str, connections: int,
@@ -58,7 +59,9 @@ class ParallelCopy:
         self.process.stdin.flush()
 
     def start(self, snapshot_name: str, parts: list[CopyPart]) -> None:
-        """Import the snapshot in the child's connections and begin the copy."""
+        """Give the child the snapshot and the parts; it imports the snapshot and reads on
+        while the caller goes on (creating the tables). Whether its connections got into the
+        snapshot is told by iterating."""
         work = CopyWork(snapshot_name,
                         [CopyQuery(part.table.spec.name, part.query()) for part in parts])
         try:
@@ -66,7 +69,6 @@ class ParallelCopy:
                 pickle.dump(work, self.process.stdin)
         except BrokenPipeError:
             pass  # the child ended: reading its answer says so
-        self._expect(READY)  # the connections are in the snapshot (or why they are not)
 
     def __enter__(self) -> "ParallelCopy":
         return self
@@ -75,6 +77,7 @@ class ParallelCopy:
         self.close()
 
     def __iter__(self) -> Iterator[CopiedBatch]:
+        self._expect(READY)  # the connections are in the snapshot (or why they are not)
         while (message := self._receive())[:1] == BATCH:
             batch = pa.ipc.open_stream(memoryview(message)[KIND_BYTES:]).read_next_batch()
             metadata = batch.schema.metadata

@@ -9,7 +9,9 @@ stays flat whatever the table size.
 This module is the child's whole program (`python -m acme.capture.copy_readers`), so it
 imports only what reading needs: the parent plans the queries and builds the connection
 string, and the child starts its copy about 0.2 s sooner than with psycopg and pydantic
-loaded too. It is told where to connect first (`CopySource`) and opens its connections at
+loaded too. It uses ADBC's low-level API: the DB-API layer also loads `pyarrow.dataset` and
+`pyarrow.compute` (0.07 s of the child's 0.18 s start, which the copy waits for when the slot
+is quickly made). It is told where to connect first (`CopySource`) and opens its connections at
 once, together (each ADBC connection reads the server's type catalog first), while the
 parent creates the slot and plans the copy; then it is told the snapshot and the queries
 (`CopyWork`). It answers on stdout with length-prefixed messages; each batch is one Arrow IPC
@@ -29,7 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import adbc_driver_postgresql.dbapi as adbc
+import adbc_driver_manager as adbc
+import adbc_driver_postgresql
 import pyarrow as pa
 
 from acme.errors import AcmeError, SourceUnreachable
@@ -70,6 +73,23 @@ class CopyWork:
 
 
 @dataclass(frozen=True)
+class _Connection:
+    """An ADBC connection and the database handle it was opened through."""
+
+    database: adbc.AdbcDatabase
+    connection: adbc.AdbcConnection
+
+    def execute(self, sql: str) -> None:
+        with adbc.AdbcStatement(self.connection) as statement:
+            statement.set_sql_query(sql)
+            statement.execute_update()
+
+    def close(self) -> None:
+        self.connection.close()
+        self.database.close()
+
+
+@dataclass(frozen=True)
 class CopiedBatch:
     table: str
     batch: pa.RecordBatch
@@ -83,7 +103,7 @@ class CopyReaders:
     closes every connection it was given. Use it as a context manager.
     """
 
-    def __init__(self, source: str, connections: list[adbc.Connection], work: CopyWork):
+    def __init__(self, source: str, connections: list[_Connection], work: CopyWork):
         self.source = source
         self.queries: queue.SimpleQueue[CopyQuery] = queue.SimpleQueue()
         for query in work.queries:
@@ -130,10 +150,10 @@ class CopyReaders:
             else:
                 yield item
 
-    def _read(self, conn: adbc.Connection, reader: int) -> None:
+    def _read(self, conn: _Connection, reader: int) -> None:
         try:
-            with conn.cursor() as cursor:
-                cursor.adbc_statement.set_options(
+            with adbc.AdbcStatement(conn.connection) as statement:
+                statement.set_options(
                     **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
                 # No new query once another reader failed: its connection may be cut too, and
                 # the ADBC driver (1.8) aborts its process on a query started over a dead one.
@@ -142,10 +162,13 @@ class CopyReaders:
                         query = self.queries.get_nowait()
                     except queue.Empty:
                         break
-                    cursor.execute(query.sql)
-                    for batch in cursor.fetch_record_batch():
-                        if not self._hand_over(CopiedBatch(query.table, _plain(batch), reader)):
-                            return
+                    statement.set_sql_query(query.sql)
+                    stream, _ = statement.execute_query()
+                    with pa.RecordBatchReader.from_stream(stream) as batches:
+                        for batch in batches:
+                            if not self._hand_over(
+                                    CopiedBatch(query.table, _plain(batch), reader)):
+                                return
             self._hand_over(_DONE)
         except BaseException as error:  # handed to the consumer
             self.lost.set()
@@ -174,12 +197,11 @@ class CopyReaders:
             conn.close()
 
 
-def _open_connections(source: CopySource) -> list[adbc.Connection]:
+def _open_connections(source: CopySource) -> list[_Connection]:
     """The copy's connections, opened together; if any fails, none is left open."""
     count = max(1, source.connections)
     with ThreadPoolExecutor(max_workers=count) as pool:
-        opening = [pool.submit(adbc.connect, source.conninfo, autocommit=True)
-                   for _ in range(count)]
+        opening = [pool.submit(_connect, source.conninfo) for _ in range(count)]
     failed = [future.exception() for future in opening if future.exception() is not None]
     if failed:
         for future in opening:
@@ -192,11 +214,21 @@ def _open_connections(source: CopySource) -> list[adbc.Connection]:
     return [future.result() for future in opening]
 
 
-def _import_snapshot(conn: adbc.Connection, snapshot_name: str) -> None:
+def _connect(conninfo: str) -> _Connection:
+    """A connection in autocommit (ADBC's default), through a database handle of its own (the
+    driver reads the server's type catalog there), as the DB-API's `connect` opens one."""
+    database = adbc_driver_postgresql.connect(conninfo)
+    try:
+        return _Connection(database, adbc.AdbcConnection(database))
+    except BaseException:
+        database.close()
+        raise
+
+
+def _import_snapshot(conn: _Connection, snapshot_name: str) -> None:
     """Put the connection in a read-only transaction that imported the snapshot."""
-    with conn.cursor() as cursor:
-        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_name}'")
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_name}'")
 
 
 def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
