@@ -18,7 +18,7 @@ FULL) has its unchanged TOAST values filled from that old row.
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from acme.capture.pgoutput import (
     UNCHANGED,
@@ -50,8 +50,7 @@ class TableTruncate:
     relations: tuple[Relation, ...]
 
 
-@dataclass(frozen=True)
-class Committed:
+class Committed(NamedTuple):  # one per transaction: see `pgoutput.Begin`
     xid: int
     commit_lsn: int
     end_lsn: int
