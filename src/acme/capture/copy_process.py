@@ -45,9 +45,9 @@ class ParallelCopy:
     """Several connections inside the exported snapshot, reading the parts as Arrow batches
     in a child process. The child is started at once and connects: loading its modules and
     opening its connections take it some 0.2 s, which overlaps whatever the caller does (such
-    as creating the slot) until `start` gives it the work; it then reads while the caller
-    goes on until it iterates. Iterating yields each part's
-    batches (parts interleave); closing stops the child. Use it as a context manager."""
+    as creating the slot) until `start` gives it the work, and it reads on while the caller
+    prepares (creates the tables) until it iterates. Iterating yields each part's batches
+    (parts interleave); closing stops the child. Use it as a context manager."""
 
     def __init__(self, dsn: str, connections: int,
                  application_name: str = DEFAULT_APPLICATION):
