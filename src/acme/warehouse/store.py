@@ -162,7 +162,7 @@ class Warehouse:
         connection.execute("SET dynamic_or_filter_threshold = 256")
         # DuckDB checkpoints within the commit that takes its WAL past this size, and that batch
         # waits. At 1M orders and 1,000 transactions/s the wait grows far slower than the WAL:
-        # 4 MB, about 95 ms every 2 s; DuckDB's default 16 MB, 150 ms every 40 s; 64 MB, 240 ms
+        # 4 MB, about 95 ms every 2 s; DuckDB's default 16 MB, 150 ms every 40 s; 64 MB, 120-240 ms
         # every 150 s. A restart replays at most about a second of WAL.
         connection.execute(f"SET checkpoint_threshold = '{CHECKPOINT_WAL}'")
         warehouse = cls(connection, path)
