@@ -6,18 +6,18 @@ range of its blocks: `snapshot.plan_parts`) goes to whichever connection is free
 first; batches are bounded (the driver's hint) and a bounded queue hands them on, so memory
 stays flat whatever the table size.
 
-This module is the child's whole program (`python -m acme.capture.copy_readers`), so it
-imports only what reading needs: the parent plans the queries and builds the connection
-string, and the child starts its copy about 0.2 s sooner than with psycopg and pydantic
-loaded too; and it uses ADBC's low-level API, as the DB-API layer also loads
-`pyarrow.dataset` and `pyarrow.compute` (0.07 s of a 0.18 s start, which the copy waits for
-when the slot is quickly made). It is told where to connect first (`CopySource`) and opens
-its connections at once, together (each ADBC connection reads the server's type catalog
-first), while the parent creates the slot and plans the copy; then it is told the snapshot
-and the queries (`CopyWork`), and reads while the parent creates the tables. It answers on
-stdout with length-prefixed messages; each batch is one Arrow IPC stream, so at most a
-pipe's worth and the readers' bounded queue are in flight. An error of ours reaches the
-parent as the same exception; a driver's error as `SourceUnreachable` (the copy is redone).
+This module is the child's whole program (run as `__main__`, numpy kept out:
+`copy_process.CHILD_PROGRAM`), so it imports only what reading needs: the parent plans the
+queries and builds the connection string, and the child starts its copy about 0.2 s sooner than
+with psycopg and pydantic loaded too; and it uses ADBC's low-level API, as the DB-API layer
+also loads `pyarrow.dataset` and `pyarrow.compute` (0.07 s of a 0.18 s start, which the copy
+waits for when the slot is quickly made). It is told where to connect first (`CopySource`) and
+opens its connections at once, together (each ADBC connection reads the server's type catalog
+first), while the parent creates the slot and plans the copy; then it is told the snapshot and
+the queries (`CopyWork`), and reads while the parent creates the tables. It answers on stdout
+with length-prefixed messages; each batch is one Arrow IPC stream, so at most a pipe's worth
+and the readers' bounded queue are in flight. An error of ours reaches the parent as the same
+exception; a driver's error as `SourceUnreachable` (the copy is redone).
 """
 
 import os
